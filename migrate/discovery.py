@@ -1,0 +1,163 @@
+"""Find the files a run works on, and where each goes in an `--out` mirror.
+
+Directories are walked for `*.py`; hidden directories, `.venv`, `venv`,
+`build`, `site-packages`, `__pycache__` and `node_modules` are skipped, as are
+paths matching `--exclude` globs. Symbolic links are never followed out of the
+tree: a link to a file inside the tree is processed as that file (once), a link
+elsewhere is reported and left alone, and a mirror keeps links as links.
+Explicitly named files are processed whatever their extension, as ruff does.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterator, List, Optional, Sequence
+
+DEFAULT_SKIP_DIRS = frozenset({".venv", "venv", "build", "site-packages", "__pycache__",
+                               "node_modules"})
+PYTHON_SUFFIXES = (".py", ".pyi")
+
+PYTHON = "python"  # migrate it
+OTHER = "other"  # copy it into a mirror
+SYMLINK = "symlink"  # recreate it in a mirror
+DIRECTORY = "directory"  # create it in a mirror
+PROBLEM = "problem"  # report it
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str
+    path: Optional[Path]  # on disk (None for stdin)
+    display: str  # as shown in reports
+    dest: Optional[PurePosixPath] = None  # relative destination in an --out mirror
+    message: Optional[str] = None  # for PROBLEM / outside-tree symlinks
+    is_error: bool = True  # PROBLEM: error (exit 2) or warning
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.path is None
+
+
+def _excluded(rel: PurePosixPath, excludes: Sequence[str]) -> bool:
+    text = rel.as_posix()
+    return any(fnmatch.fnmatch(text, pattern) or fnmatch.fnmatch(rel.name, pattern)
+               or any(fnmatch.fnmatch(part, pattern) for part in rel.parts)
+               for pattern in excludes)
+
+
+def _skipped_dir(name: str) -> bool:
+    return name.startswith(".") or name in DEFAULT_SKIP_DIRS
+
+
+def _display(path: Path) -> str:
+    text = str(path)
+    return text[2:] if text.startswith("./") else text
+
+
+def _symlink_problem(path: Path) -> Optional[str]:
+    """Why a symlink cannot be followed, or None when it resolves."""
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop, not followed"
+        if exc.errno == errno.ENOENT:
+            return f"broken symlink to {os.readlink(path)!r}, not followed"
+        return f"cannot follow symlink: {exc.strerror}"
+    except RuntimeError:
+        return "symlink loop, not followed"
+    return None
+
+
+def discover(paths: Sequence[str], excludes: Sequence[str] = (), with_mirror: bool = False) -> List[Target]:
+    """Every target named by `paths`, in a stable order.
+
+    With `with_mirror`, non-Python files, links and directories are returned
+    too, each with its destination under the mirror root.
+    """
+    targets: List[Target] = []
+    seen_real = set()
+    prefix_with_name = len(paths) > 1
+    for raw in paths:
+        if raw == "-":
+            targets.append(Target(PYTHON, None, "-", PurePosixPath("stdin.py")))
+            continue
+        root = Path(raw)
+        base = PurePosixPath(root.name) if prefix_with_name else PurePosixPath()
+        if root.is_symlink() and not root.exists():
+            targets.append(Target(PROBLEM, root, _display(root), message=_symlink_problem(root)))
+        elif root.is_dir():
+            targets.extend(_walk(root, base, excludes, with_mirror, seen_real))
+        elif root.exists():
+            real = os.path.realpath(root)
+            if real not in seen_real:
+                seen_real.add(real)
+                targets.append(Target(PYTHON, root, _display(root), PurePosixPath(root.name)
+                                      if not prefix_with_name else base))
+        else:
+            targets.append(Target(PROBLEM, root, _display(root), message="no such file or directory"))
+    return targets
+
+
+def _walk(root: Path, base: PurePosixPath, excludes, with_mirror, seen_real) -> Iterator[Target]:
+    root_real = os.path.realpath(root)
+    if with_mirror:
+        yield Target(DIRECTORY, root, _display(root), base)
+
+    def on_error(exc: OSError) -> None:
+        problems.append(Target(PROBLEM, Path(exc.filename), _display(Path(exc.filename)),
+                               message=f"cannot read directory: {exc.strerror}"))
+
+    problems: List[Target] = []
+    for dirpath, dirnames, filenames, in os.walk(root, onerror=on_error):
+        yield from problems
+        problems.clear()
+        here = Path(dirpath)
+        rel_dir = PurePosixPath(here.relative_to(root).as_posix())
+        keep = []
+        for name in sorted(dirnames):
+            path = here / name
+            rel = rel_dir / name
+            if _skipped_dir(name) or _excluded(rel, excludes):
+                continue
+            if path.is_symlink():
+                if with_mirror:
+                    yield Target(SYMLINK, path, _display(path), base / rel)
+                continue
+            keep.append(name)
+            if with_mirror:
+                yield Target(DIRECTORY, path, _display(path), base / rel)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            path = here / name
+            rel = rel_dir / name
+            excluded = _excluded(rel, excludes)
+            is_python = name.endswith(PYTHON_SUFFIXES)
+            if path.is_symlink():
+                problem = _symlink_problem(path)
+                if with_mirror:
+                    yield Target(SYMLINK, path, _display(path), base / rel)
+                if excluded or not is_python:
+                    continue
+                if problem:
+                    yield Target(PROBLEM, path, _display(path), message=problem)
+                    continue
+                real = os.path.realpath(path)
+                if os.path.commonpath([real, root_real]) != root_real:
+                    yield Target(PROBLEM, path, _display(path), is_error=False,
+                                 message="symlink to a file outside the tree, not followed")
+                # A link inside the tree: its target is processed as itself.
+                continue
+            if is_python and not excluded:
+                real = os.path.realpath(path)
+                if real in seen_real:
+                    continue
+                seen_real.add(real)
+                yield Target(PYTHON, path, _display(path), base / rel)
+            elif with_mirror:
+                yield Target(OTHER, path, _display(path), base / rel)
+    yield from problems

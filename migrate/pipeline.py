@@ -1,0 +1,117 @@
+"""Migrate one file's bytes: decode, prefilter, find, rewrite, re-parse, encode.
+
+Pure function of its inputs (no file I/O), so the CLI can run it in worker
+processes and tests can call it directly. A file that mentions none of the
+selected rules' tokens is never parsed; a file that no rule wants to rewrite
+is never parsed by libcst. A rewrite whose output does not parse is discarded
+and reported as an internal error: we never write code we cannot read back.
+"""
+
+from __future__ import annotations
+
+import ast
+import traceback
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Type
+
+import libcst as cst
+
+from migrate.context import ModuleContext
+from migrate.findings import Finding
+from migrate.rules.base import Rule, RewriteRule
+from migrate.source import SourceError, decode_source, parse_python
+
+
+@dataclass
+class Options:
+    """Per-run settings every worker needs (must pickle)."""
+
+    rewrite: bool = False  # run the libcst rewrites (diff/apply), not only findings
+    fused_bn: str = "keras"  # "keras" or "exact" (emit the TF1 fused-BN compat layer)
+    safe_only: bool = False
+    preserve_bugs: bool = False
+
+
+@dataclass
+class FileResult:
+    path: str  # as displayed
+    findings: List[Finding] = field(default_factory=list)
+    new_bytes: Optional[bytes] = None  # None: unchanged
+    error: Optional[str] = None
+    old_text: Optional[str] = None  # decoded original, kept only when changed (for diffs)
+    new_text: Optional[str] = None
+
+    @property
+    def changed(self) -> bool:
+        return self.new_bytes is not None
+
+    @property
+    def manual(self) -> List[Finding]:
+        """Findings left for manual migration (not rewritten)."""
+        return [f for f in self.findings if not f.fixed]
+
+
+def migrate_source(raw: bytes, path: str, rules: Sequence[Type[Rule]], options: Options) -> FileResult:
+    result = FileResult(path=path)
+    try:
+        _migrate(raw, path, rules, options, result)
+    except SourceError as exc:
+        result.error = str(exc)
+        result.findings = []
+        result.new_bytes = None
+    except Exception as exc:  # a bug in a rule must not stop the run or touch the file
+        result.error = (f"internal error ({type(exc).__name__}: {exc}); file left unchanged. "
+                        "Please report this with the file. "
+                        + traceback.format_exc(limit=-1).strip().splitlines()[-2].strip())
+        result.findings = []
+        result.new_bytes = None
+    return result
+
+
+def _migrate(raw, path, rules, options, result) -> None:
+    source = decode_source(raw)
+    text = source.text
+    active = [rule_cls for rule_cls in rules if rule_cls.applies_to_text(text)]
+    if not active:
+        return
+    tree = parse_python(text, path)
+    ctx = ModuleContext(path, text, tree)
+    instances = [rule_cls(options) for rule_cls in active]
+    findings_by_rule = {rule: list(rule.check(ctx)) for rule in instances}
+
+    findings: List[Finding] = []
+    rewriters = [r for r in instances
+                 if options.rewrite and isinstance(r, RewriteRule)
+                 and r.wants_rewrite(ctx, findings_by_rule[r])]
+    if rewriters:
+        module = cst.parse_module(text)
+        fixed: List[Finding] = []
+        for rule in rewriters:
+            module, rule_fixed = rule.rewrite(module, ctx)
+            fixed.extend(rule_fixed)
+        new_text = module.code
+        if new_text != text:
+            _check_parses(new_text, path)
+            result.new_bytes = source.encode(new_text)
+            result.old_text, result.new_text = text, new_text
+        fixed_keys = {(f.line, f.col, f.code) for f in fixed}
+        for rule, rule_findings in findings_by_rule.items():
+            findings.extend(f for f in rule_findings if (f.line, f.col, f.code) not in fixed_keys)
+        findings.extend(fixed)
+    else:
+        for rule_findings in findings_by_rule.values():
+            findings.extend(rule_findings)
+    result.findings = sorted(set(findings))
+
+
+def _check_parses(text: str, path: str) -> None:
+    try:
+        ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        raise RewriteProducedInvalidCode(
+            f"internal error: the rewrite produced code that does not parse ({exc.msg} at line "
+            f"{exc.lineno}); file left unchanged. Please report this with the file.") from None
+
+
+class RewriteProducedInvalidCode(SourceError):
+    pass

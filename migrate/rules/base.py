@@ -1,0 +1,54 @@
+"""The rule interface.
+
+A rule is a class with a code (`TFM101`), a short name, and a docstring in the
+style of ruff's rule docs (## What it does / ## Why / ## Example). `tf-migrate
+rules CODE` prints that docstring, so the docs live next to the code.
+
+`tokens` is the cheap text prefilter: a file that contains none of a rule's
+tokens cannot produce a finding from it, and a file that contains no token of
+any selected rule is never parsed at all.
+
+`check` runs on the `ast` of the module (fast). A rule that also rewrites code
+subclasses `RewriteRule` and implements `rewrite` on the libcst tree, which the
+pipeline builds only for files where some rule said `wants_rewrite`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import ClassVar, Iterable, List, Tuple
+
+import libcst as cst
+
+from migrate.context import ModuleContext
+from migrate.findings import Finding
+
+
+class Rule:
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    tokens: ClassVar[Tuple[str, ...]] = ()
+
+    def __init__(self, options=None):
+        self.options = options
+
+    def check(self, ctx: ModuleContext) -> Iterable[Finding]:
+        raise NotImplementedError
+
+    @classmethod
+    def docs(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or cls.summary)
+
+    @classmethod
+    def applies_to_text(cls, text: str) -> bool:
+        return any(token in text for token in cls.tokens)
+
+
+class RewriteRule(Rule):
+    def wants_rewrite(self, ctx: ModuleContext, findings: List[Finding]) -> bool:
+        return bool(findings)
+
+    def rewrite(self, module: cst.Module, ctx: ModuleContext) -> Tuple[cst.Module, List[Finding]]:
+        """Return the new module and the findings for the sites it rewrote (fixed=True)."""
+        raise NotImplementedError
