@@ -60,9 +60,11 @@ def migrate_source(raw: bytes, path: str, rules: Sequence[Type[Rule]], options: 
         result.findings = []
         result.new_bytes = None
     except Exception as exc:  # a bug in a rule must not stop the run or touch the file
-        result.error = (f"internal error ({type(exc).__name__}: {exc}); file left unchanged. "
-                        "Please report this with the file. "
-                        + traceback.format_exc(limit=-1).strip().splitlines()[-2].strip())
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        result.error = (f"internal error ({type(exc).__name__}: {first_line} at "
+                        f"{where.filename.rsplit('/', 1)[-1]}:{where.lineno}); file left unchanged. "
+                        "Please report this with the file")
         result.findings = []
         result.new_bytes = None
     return result

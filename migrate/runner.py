@@ -99,8 +99,10 @@ def run(config: RunConfig) -> int:
     targets = discovery.discover(config.paths, config.excludes, with_mirror=mirror)
     python_targets = [t for t in targets if t.kind == discovery.PYTHON]
     uses_stdin = any(t.is_stdin for t in python_targets)
-    report_stream = sys.stderr if (config.command == "diff" or uses_stdin) else sys.stdout
-    out = click.get_text_stream("stdout")
+    # stdout carries the patch (diff) or the migrated code (apply -): reports go to stderr then.
+    report_stream = (sys.stderr if config.command == "diff" or (uses_stdin and config.command == "apply")
+                     else sys.stdout)
+    out = sys.stdout
 
     summary = report.Summary(config.command)
     problems = []

@@ -1,0 +1,69 @@
+"""Files exchanged between verify's parent process and its two workers.
+
+Each side writes, per model, one `.npz` (arrays) and one `.json` (metadata) into the
+run's work directory; the parent never reads a worker's stdout (user code may print).
+Only numpy and the standard library are used here: the parent process never imports
+TensorFlow.
+"""
+
+import json
+import os
+
+import numpy as np
+
+# Exit codes of `tf-migrate verify`.
+EXIT_PASS = 0
+EXIT_MISMATCH = 1
+EXIT_USAGE = 2
+EXIT_UNVERIFIABLE = 3
+
+
+class VerifyError(Exception):
+    """A model cannot be verified (exit 3); the message says why."""
+
+
+def save_arrays(path, arrays):
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, path)
+
+
+def load_arrays(path):
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def save_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, default=_json_default)
+    os.replace(tmp, path)
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def side_paths(workdir, model_id, side):
+    base = os.path.join(workdir, "%s.%s" % (model_id, side))
+    return base + ".json", base + ".npz"
+
+
+def redirect_stdout_to_stderr():
+    """Point fd 1 at fd 2 so that user prints can never reach the report stream."""
+    import sys
+    try:
+        sys.stdout.flush()
+    except Exception:
+        pass
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
