@@ -86,6 +86,8 @@ def _migrate(raw, path, rules, options, result) -> None:
                  if options.rewrite and isinstance(r, RewriteRule)
                  and r.wants_rewrite(ctx, findings_by_rule[r])]
     if rewriters:
+        # Rewriters mark the findings of the sites they resolved as fixed.
+        ctx.findings = [f for rule_findings in findings_by_rule.values() for f in rule_findings]
         module = cst.parse_module(text)
         fixed: List[Finding] = []
         for rule in rewriters:

@@ -2,6 +2,7 @@
 
 TFM1xx: batch-norm layers and their arguments.
 TFM2xx: the UPDATE_OPS training pattern.
+TFM3xx: the model rewrite (functions into Keras classes).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from migrate.rules.implicit_update_ops import ImplicitUpdateOps
 from migrate.rules.keras_batch_norm_in_graph import KerasBatchNormInGraph
 from migrate.rules.layers_batch_normalization import LayersBatchNormalization
 from migrate.rules.layers_batch_normalization_class import LayersBatchNormalizationClass
+from migrate.rules.model_classes import ModelClasses
 from migrate.rules.unmappable_batch_norm_argument import UnmappableBatchNormArgument
 from migrate.rules.update_ops_collection import UpdateOpsCollection
 from migrate.rules.update_ops_control_dependencies import UpdateOpsControlDependencies
@@ -38,6 +40,7 @@ ALL_RULES: List[Type[Rule]] = [
     ControlDependenciesAroundBatchNorm,
     ImplicitUpdateOps,
     ForgottenUpdateOps,
+    ModelClasses,
 ]
 
 __all__ = ["ALL_RULES", "Rule", "RewriteRule", "select_rules", "rule_by_code", "load_rule_module"]

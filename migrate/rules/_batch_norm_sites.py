@@ -29,8 +29,8 @@ def batch_norm_sites(ctx: ModuleContext) -> Iterator[BatchNormSite]:
     names = [n for n, api in bn_mapping.API_BY_CANONICAL.items() if api is not None]
     for call, qualified in ctx.calls_to(names):
         api = bn_mapping.API_BY_CANONICAL[qualified]
-        if api == bn_mapping.KERAS_V2 and not ctx.is_tf1_graph_code:
-            continue  # Keras code in a TF2 program is already migrated
+        if api == bn_mapping.KERAS_V2 and (not ctx.is_tf1_graph_code or in_keras_class(ctx, call)):
+            continue  # Keras code in a TF2 program or a Keras class is already migrated
         args, keywords = call_arguments(call)
         yield BatchNormSite(call, api, bn_mapping.map_batch_norm(api, args, keywords, literal_value))
 
@@ -59,3 +59,13 @@ def _render(value: Optional[object]) -> str:
     if isinstance(value, bn_mapping.Code):
         return value.text
     return _to_source(value)
+
+
+def in_keras_class(ctx: ModuleContext, node: ast.AST) -> bool:
+    """Inside a class deriving from a Keras Layer/Model (TF2-style code, even in a TF1 module)."""
+    for cls in ctx.enclosing(node, [ast.ClassDef]):
+        for base in cls.bases:
+            name = ctx.resolve(base) or ""
+            if name.startswith("keras.") or name.split(".")[-1] in ("Layer", "Model"):
+                return True
+    return False

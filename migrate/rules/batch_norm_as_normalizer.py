@@ -2,7 +2,7 @@ import ast
 
 from migrate import bn_mapping
 from migrate.context import literal_value
-from migrate.rules._batch_norm_sites import BN_TOKENS, BatchNormSite, describe_mapping
+from migrate.rules._batch_norm_sites import BN_TOKENS, BatchNormSite, describe_mapping, in_keras_class
 from migrate.rules.base import Rule
 from migrate.slim_scopes import dict_literal_for, slim_layer_calls
 
@@ -80,7 +80,7 @@ class BatchNormAsNormalizer(Rule):
             if (isinstance(parent, ast.Call) and parent.func is node) or node in accounted:
                 continue  # a call (TFM101-TFM105), or a normalizer already reported per layer
             api = bn_mapping.API_BY_CANONICAL[qualified]
-            if api == bn_mapping.KERAS_V2 and not ctx.is_tf1_graph_code:
+            if api == bn_mapping.KERAS_V2 and (not ctx.is_tf1_graph_code or in_keras_class(ctx, node)):
                 continue
             yield ctx.finding(node, self.code, self._message(ctx, node, parent, api))
 

@@ -1,0 +1,275 @@
+"""Which functions build models, and what each of their parameters is.
+
+A *model function* builds layers (tf.layers, contrib/slim layers, batch norm,
+or another model function of the same module) and does not also build the
+training machinery (placeholders, sessions, optimizers, collections): that is
+program code for the training-loop rewrite.
+
+Each parameter of a model function is one of:
+* the *training flag* (flows into `training=` / `is_training=` / a helper's flag),
+* a *reuse* flag (only used as `reuse=`): dropped, reuse is calling the object again,
+* the *scope name* (only used as the name of a variable scope wrapping the body),
+* a *tensor* (flows into a layer's input), or
+* *configuration* (everything else: filters, strides, units...).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set
+
+import libcst as cst
+
+from migrate import bn_mapping
+from migrate.model_rewrite.layers import LAYER_APIS, LAYER_CLASS_APIS
+
+# Calls that mark a function as program code rather than model code.
+PROGRAM_MARKERS = (
+    "tensorflow.placeholder", "tensorflow.placeholder_with_default", "tensorflow.Session",
+    "tensorflow.InteractiveSession", "tensorflow.get_collection", "tensorflow.global_variables_initializer",
+    "tensorflow.train.", "tensorflow.estimator.EstimatorSpec", "tensorflow.losses.",
+    "tensorflow.metrics.", "tensorflow.summary.", "tf_slim.learning.",
+)
+VARIABLE_SCOPES = ("tensorflow.variable_scope", "tensorflow.name_scope")
+TRAINING_KEYWORDS = ("training", "is_training")
+
+
+def dotted(node) -> Optional[str]:
+    parts = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if not isinstance(node, cst.Name):
+        return None
+    parts.append(node.value)
+    return ".".join(reversed(parts))
+
+
+def camel_case(name: str) -> str:
+    parts = [p for p in re.split(r"_+", name) if p]
+    return "".join(p[:1].upper() + p[1:] for p in parts) or "Model"
+
+
+@dataclass
+class FunctionInfo:
+    node: cst.FunctionDef
+    name: str
+    params: List[str]
+    defaults: Dict[str, cst.BaseExpression]
+    calls_helpers: Set[str] = field(default_factory=set)
+    is_model: bool = False
+    is_program: bool = False
+    training_param: Optional[str] = None
+    reuse_params: Set[str] = field(default_factory=set)
+    scope_param: Optional[str] = None
+    scope_name: Optional[cst.BaseExpression] = None  # whole-body variable_scope name
+    tensor_params: List[str] = field(default_factory=list)
+    config_params: List[str] = field(default_factory=list)
+    class_name: str = ""
+    base: str = "tf.keras.Model"
+    called_from_program: bool = False
+
+
+class _Uses(cst.CSTVisitor):
+    """Collect, for one function, the facts the classification needs."""
+
+    def __init__(self, resolve, module_functions: Set[str]):
+        self.resolve = resolve
+        self.module_functions = module_functions
+        self.builds_layers = False
+        self.program = False
+        self.helpers: Set[str] = set()
+        self.training_values: List[cst.BaseExpression] = []
+        self.reuse_values: List[cst.BaseExpression] = []
+        self.tensor_exprs: List[cst.BaseExpression] = []
+        self.assignments: Dict[str, List[cst.BaseExpression]] = {}
+        self.helper_calls: List[cst.Call] = []
+
+    def visit_Call(self, node: cst.Call) -> None:
+        api = self.resolve(node.func)
+        if api is not None:
+            if any(api == m or (m.endswith(".") and api.startswith(m)) for m in PROGRAM_MARKERS):
+                self.program = True
+            if api in LAYER_APIS:
+                self.builds_layers = True
+                positional = [a for a in node.args if a.keyword is None]
+                if positional:
+                    self.tensor_exprs.append(positional[0].value)
+                for arg in node.args:
+                    if arg.keyword is not None and arg.keyword.value in ("inputs",):
+                        self.tensor_exprs.append(arg.value)
+            if api in LAYER_CLASS_APIS:
+                self.builds_layers = True
+            if api in VARIABLE_SCOPES:
+                for arg in node.args:
+                    if arg.keyword is not None and arg.keyword.value == "reuse":
+                        self.reuse_values.append(arg.value)
+        if isinstance(node.func, cst.Call) and self.resolve(node.func.func) in LAYER_CLASS_APIS:
+            positional = [a for a in node.args if a.keyword is None]
+            if positional:
+                self.tensor_exprs.append(positional[0].value)
+        if isinstance(node.func, cst.Name) and node.func.value in self.module_functions:
+            self.helpers.add(node.func.value)
+            self.helper_calls.append(node)
+        for arg in node.args:
+            if arg.keyword is None:
+                continue
+            key = arg.keyword.value
+            if key in TRAINING_KEYWORDS and api not in VARIABLE_SCOPES:
+                self.training_values.append(arg.value)
+            elif key == "reuse":
+                self.reuse_values.append(arg.value)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if node.attr.value in ("minimize", "apply_gradients", "compute_gradients"):
+            self.program = True
+
+    def visit_DictElement(self, node: cst.DictElement) -> None:
+        if isinstance(node.key, cst.SimpleString) and node.key.evaluated_value in TRAINING_KEYWORDS:
+            self.training_values.append(node.value)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target.target, cst.Name):
+                self.assignments.setdefault(target.target.value, []).append(node.value)
+
+
+def _names_in_tensor_position(expr) -> Set[str]:
+    """Names an expression passes on as tensor data (not its config-looking arguments)."""
+    if isinstance(expr, cst.Name):
+        return {expr.value}
+    if isinstance(expr, cst.BinaryOperation):
+        return _names_in_tensor_position(expr.left) | _names_in_tensor_position(expr.right)
+    if isinstance(expr, cst.Call):
+        positional = [a for a in expr.args if a.keyword is None]
+        return _names_in_tensor_position(positional[0].value) if positional else set()
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        out = set()
+        for element in expr.elements:
+            out |= _names_in_tensor_position(element.value)
+        return out
+    if isinstance(expr, cst.Subscript):
+        return _names_in_tensor_position(expr.value)
+    if isinstance(expr, cst.Attribute):
+        return set()
+    return set()
+
+
+def _param_of(expr, params) -> Optional[str]:
+    return expr.value if isinstance(expr, cst.Name) and expr.value in params else None
+
+
+def analyse_module(module: cst.Module, resolve) -> Dict[str, FunctionInfo]:
+    functions: Dict[str, FunctionInfo] = {}
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef) and not stmt.asynchronous:
+            params = [p.name.value for p in stmt.params.params]
+            defaults = {p.name.value: p.default for p in stmt.params.params if p.default is not None}
+            functions[stmt.name.value] = FunctionInfo(stmt, stmt.name.value, params, defaults)
+    names = set(functions)
+    uses: Dict[str, _Uses] = {}
+    for name, info in functions.items():
+        visitor = _Uses(resolve, names - {name})
+        info.node.visit(visitor)
+        uses[name] = visitor
+        info.calls_helpers = visitor.helpers
+        info.is_program = visitor.program
+
+    # A model function builds layers itself or calls one that does (fixpoint).
+    changed = True
+    while changed:
+        changed = False
+        for name, info in functions.items():
+            if info.is_model or info.is_program:
+                continue
+            if uses[name].builds_layers or any(functions[h].is_model for h in info.calls_helpers):
+                info.is_model = True
+                changed = True
+
+    for name, info in functions.items():
+        if not info.is_model:
+            continue
+        _classify_params(info, uses[name], functions, resolve)
+    for name, info in functions.items():
+        if info.is_model:
+            continue
+        for helper in info.calls_helpers:
+            if functions[helper].is_model:
+                functions[helper].called_from_program = True
+    taken = set(names)
+    for name, info in functions.items():
+        if info.is_model:
+            info.base = "tf.keras.Model" if info.called_from_program else "tf.keras.layers.Layer"
+            class_name = camel_case(name)
+            while class_name in taken:
+                class_name += "Model" if info.called_from_program else "Layer"
+            taken.add(class_name)
+            info.class_name = class_name
+    return functions
+
+
+def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> None:
+    params = info.params
+    training = {p for p in (_param_of(v, params) for v in uses.training_values) if p}
+    # A helper's training parameter, passed positionally or by keyword.
+    for call in uses.helper_calls:
+        helper = functions[call.func.value]
+        for index, arg in enumerate(call.args):
+            target = (arg.keyword.value if arg.keyword is not None
+                      else (helper.params[index] if index < len(helper.params) else None))
+            if target is not None and target == helper.training_param:
+                param = _param_of(arg.value, params)
+                if param:
+                    training.add(param)
+    if len(training) == 1:
+        info.training_param = training.pop()
+    info.reuse_params = {p for p in (_param_of(v, params) for v in uses.reuse_values) if p}
+
+    body = _body_statements(info.node)
+    if len(body) == 1 and isinstance(body[0], cst.With) and len(body[0].items) == 1:
+        scope_call = body[0].items[0].item
+        if isinstance(scope_call, cst.Call) and resolve(scope_call.func) in VARIABLE_SCOPES:
+            positional = [a for a in scope_call.args if a.keyword is None]
+            if positional:
+                info.scope_name = positional[0].value
+                info.scope_param = _param_of(info.scope_name, params)
+
+    # Tensor parameters: backward closure from the layers' input positions through assignments.
+    worklist = []
+    for expr in uses.tensor_exprs:
+        worklist.extend(_names_in_tensor_position(expr))
+    for call in uses.helper_calls:
+        helper = functions[call.func.value]
+        for index, arg in enumerate(call.args):
+            target = (arg.keyword.value if arg.keyword is not None
+                      else (helper.params[index] if index < len(helper.params) else None))
+            if target in helper.tensor_params:
+                worklist.extend(_names_in_tensor_position(arg.value))
+    seen: Set[str] = set()
+    tensors: Set[str] = set()
+    while worklist:
+        name = worklist.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in params:
+            tensors.add(name)
+        for value in uses.assignments.get(name, []):
+            worklist.extend(_names_in_tensor_position(value))
+    special = {info.training_param, info.scope_param} | info.reuse_params
+    info.tensor_params = [p for p in params if p in tensors and p not in special]
+    info.config_params = [p for p in params if p not in tensors and p not in special]
+
+
+def _body_statements(func: cst.FunctionDef):
+    body = list(func.body.body) if isinstance(func.body, cst.IndentedBlock) else []
+    if body and _is_docstring(body[0]):
+        body = body[1:]
+    return body
+
+
+def _is_docstring(stmt) -> bool:
+    return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+            and isinstance(stmt.body[0], cst.Expr)
+            and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))

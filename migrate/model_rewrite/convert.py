@@ -1,0 +1,882 @@
+"""Turn one TF1 model function into the source of a Keras 3 class.
+
+Layers are created once in `__init__` (inside a copy of any loop or
+configuration-only `if` they sat in; layers created under a shape condition go
+to `build`), and `call` keeps the function's statements with each layer call
+replaced by a call of the stored layer. `with tf.variable_scope(...)`,
+`slim.arg_scope(...)` and `tf.control_dependencies(...)` blocks are unwrapped:
+scopes become layer names, arg_scope defaults are written out on each layer,
+and control dependencies become program order (eager code runs in order).
+
+Anything the converter does not understand raises `Unmappable`: the caller
+leaves the function as it was and reports why. It never emits a half-converted
+function.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from migrate import bn_mapping
+from migrate.model_rewrite import analysis
+from migrate.model_rewrite.analysis import FunctionInfo, VARIABLE_SCOPES, dotted
+from migrate.model_rewrite.layers import (LAYER_APIS, LAYER_CLASS_APIS, KerasLayer, Unmappable,
+                                          literal, map_batch_norm_layer, map_layer_call, render)
+
+ARG_SCOPE = "tf_slim.arg_scope"
+CONTROL_DEPENDENCIES = "tensorflow.control_dependencies"
+# TF1 variable ops with a TF2 method form: tf.assign_add(v, d) -> v.assign_add(d).
+_VARIABLE_METHODS = {"tensorflow.assign_add": "assign_add", "tensorflow.assign_sub": "assign_sub",
+                     "tensorflow.assign": "assign"}
+
+
+@dataclass
+class LayerRecord:
+    """One layer attribute of the generated class, for the variable correspondence."""
+
+    attr: str
+    keras_class: str
+    tf1_name: Optional[str]  # literal TF1 name / scope, when static
+    in_loop: bool = False
+    weight_names: Dict[str, str] = field(default_factory=dict)
+    fused_batch_norm: Optional[str] = None  # bn_mapping fused value for batch norms
+    behaviour_change: Optional[str] = None
+
+
+@dataclass
+class ConvertedFunction:
+    info: FunctionInfo
+    class_source: str
+    layers: List[LayerRecord]
+    notes: List[Tuple[str, str]]  # (code, message) reported for this function
+
+
+@dataclass
+class _Loop:
+    header_target: cst.BaseAssignTargetExpression
+    iterable: cst.BaseExpression
+    lists: List[Tuple[str, str]] = field(default_factory=list)  # (list attr, loop-local name)
+    init_items: List = field(default_factory=list)
+
+
+class _Init:
+    """__init__ / build body as nested items: ("stmt", text) | ("for", header, items) | ("if", ...)."""
+
+    def __init__(self):
+        self.items: List = []
+
+    @staticmethod
+    def render(items, indent: str, level: int) -> List[str]:
+        lines = []
+        pad = indent * level
+        for item in items:
+            if item[0] == "stmt":
+                lines.append(pad + item[1])
+            elif item[0] == "for":
+                lines.append(pad + item[1])
+                lines.extend(_Init.render(item[2], indent, level + 1) or [pad + indent + "pass"])
+            elif item[0] == "if":
+                lines.append(pad + f"if {item[1]}:")
+                lines.extend(_Init.render(item[2], indent, level + 1) or [pad + indent + "pass"])
+                if item[3]:
+                    lines.append(pad + "else:")
+                    lines.extend(_Init.render(item[3], indent, level + 1))
+        return lines
+
+
+def _identifier(text: str) -> str:
+    ident = re.sub(r"\W+", "_", text).strip("_") or "layer"
+    if ident[0].isdigit():
+        ident = "layer_" + ident
+    if keyword.iskeyword(ident):
+        ident += "_"
+    return ident
+
+
+class FunctionConverter:
+    def __init__(self, info: FunctionInfo, functions: Dict[str, FunctionInfo], resolve, indent: str,
+                 options=None, forgotten_update_ops: bool = False):
+        self.info = info
+        self.functions = functions
+        self.resolve_node = resolve
+        self.indent = indent
+        self.options = options
+        # The TF1 program never ran UPDATE_OPS: its collected batch norms never updated.
+        self.forgotten_update_ops = forgotten_update_ops
+        self.init = _Init()
+        self.build: List = []
+        self.layers: List[LayerRecord] = []
+        self.notes: List[Tuple[str, str]] = []
+        self.attrs: Set[str] = set()
+        self.auto_counts: Dict[str, int] = {}
+        self.loop: Optional[_Loop] = None
+        self.loop_locals: Set[str] = set()
+        self.scope_prefix: List[str] = []
+        self.arg_scopes: List[Tuple[List[str], Dict[str, cst.BaseExpression]]] = []
+        self.local_layers: Dict[str, str] = {}  # local name of a class-form layer -> attr
+        self.tensor_names: Set[str] = set(info.tensor_params)
+        self.condition_target: Optional[List] = None  # init items list while inside a config `if`
+        self.local_dicts: Dict[str, cst.Dict] = {}
+        self.normalizer_param_uses: Dict[str, int] = _normalizer_param_names(info.node)
+        self.needs_build = False
+        self.config_used_in_call: Set[str] = set()
+
+    # -- helpers --------------------------------------------------------------------------------
+    def resolve(self, node) -> Optional[str]:
+        return self.resolve_node(node)
+
+    def _target_items(self) -> List:
+        if self.loop is not None:
+            return self.loop.init_items
+        if self.condition_target is not None:
+            return self.condition_target
+        return self.init.items
+
+    def _new_attr(self, base: str) -> str:
+        base = _identifier(base)
+        reserved = set(self.info.params) | {"training", "call", "build", "name", "trainable",
+                                            "weights", "layers", "losses", "variables"}
+        attr, n = base, 1
+        while attr in self.attrs or attr in reserved:
+            attr = f"{base}_{n}"
+            n += 1
+        self.attrs.add(attr)
+        return attr
+
+    def _auto_name(self, stem: str) -> str:
+        count = self.auto_counts.get(stem, 0)
+        self.auto_counts[stem] = count + 1
+        return stem if count == 0 else f"{stem}_{count}"
+
+    def _scoped(self, name: str) -> str:
+        return "_".join(self.scope_prefix + [name])
+
+    # -- layer sites ----------------------------------------------------------------------------
+    def register(self, layer: KerasLayer, name_hint: Optional[str] = None) -> cst.BaseExpression:
+        """Create `layer` in __init__ (or its loop/if copy); return the reference used in `call`."""
+        name_expr, name_text, tf1_name = self._layer_name(layer)
+        if self.loop is not None:
+            base = name_hint or name_text or _name_stem(layer.tf1_name) or _snake(layer.auto_name)
+            attr = self._new_attr(base + "_layers")
+            local = self._loop_local(base)
+            self.loop.lists.append((attr, local))
+            self.loop.init_items.append(("stmt", f"self.{attr}.append({layer.constructor(name_expr)})"))
+            ref: cst.BaseExpression = cst.Name(local)
+        else:
+            attr = self._new_attr(name_hint or name_text or _snake(layer.auto_name))
+            self._target_items().append(("stmt", f"self.{attr} = {layer.constructor(name_expr)}"))
+            if self.conditional_attrs is not None:
+                self.conditional_attrs.append(attr)
+            ref = cst.Attribute(cst.Name("self"), cst.Name(attr))
+        record = LayerRecord(attr, layer.keras_class, tf1_name, in_loop=self.loop is not None,
+                             weight_names=layer.weight_names)
+        if layer.batch_norm is not None:
+            record.fused_batch_norm = layer.batch_norm.fused
+            if layer.batch_norm.fused in ("rank", "always") and not any(
+                    code == "TFM302" for code, _ in self.notes):
+                self.notes.append(("TFM302", "batch norm ran fused in TF1: Keras 3 skips Bessel's "
+                                             "n/(n-1) correction of the moving variance (bounded "
+                                             "divergence, about 1/(n-1) relative; verify names it)"))
+        self.layers.append(record)
+        return ref
+
+    conditional_attrs: Optional[List[str]] = None
+
+    def _loop_local(self, base: str) -> str:
+        local = _identifier(base)
+        while (local in self.loop_locals or local in self.info.params or local in self.tensor_names
+               or local in self.assigned_names):
+            local += "_layer"
+        self.loop_locals.add(local)
+        return local
+
+    def _layer_name(self, layer: KerasLayer):
+        """(name expr for the constructor, text for the attribute, static TF1 name)."""
+        if layer.tf1_name is not None:
+            value = literal(layer.tf1_name)
+            if isinstance(value, str):
+                full = self._scoped(value)
+                return repr(full), full, "/".join(self.scope_prefix + [value])
+            if self.scope_prefix:
+                raise Unmappable("a computed layer name inside a nested variable scope")
+            return render(layer.tf1_name), None, None
+        if self.loop is not None:
+            return None, None, None
+        auto = self._auto_name(layer.auto_name)
+        full = self._scoped(auto)
+        return repr(full), full, "/".join(self.scope_prefix + [auto])
+
+    def call_layer(self, layer: KerasLayer) -> cst.BaseExpression:
+        """Register `layer` (and a batch norm it runs after itself) and build the call expression."""
+        if layer.batch_norm is not None:
+            self._check_batch_norm(layer)
+        follow = layer.followed_by
+        if follow is not None:
+            layer.followed_by = None
+            inner = self._call_expr(self.register(layer), layer)
+            follow.tensor = inner
+            if follow.tf1_name is None and layer.tf1_name is not None:
+                follow.tf1_name = _suffix_name(layer.tf1_name, "_bn")
+            self._check_batch_norm(follow)
+            return self._call_expr(self.register(follow), follow)
+        return self._call_expr(self.register(layer), layer)
+
+    def _check_batch_norm(self, layer: KerasLayer) -> None:
+        mapping = layer.batch_norm
+        if getattr(self.options, "fused_bn", "keras") == "exact" and mapping.may_be_fused:
+            raise Unmappable("--fused-bn exact is not implemented yet")
+        collected = mapping.source_api != bn_mapping.KERAS_V2 and not mapping.updates_inline
+        if self.forgotten_update_ops and collected:
+            if getattr(self.options, "preserve_bugs", False):
+                # momentum=1.0 keeps the moving statistics at their initial values, exactly as
+                # the TF1 program that never ran its update ops (measured: zero difference).
+                layer.ctor_args = [(k, v) for k, v in layer.ctor_args if k != "momentum"]
+                layer.ctor_args.insert(0, ("momentum", bn_mapping.Code("1.0")))
+                self.notes.append(("TFM206", "the TF1 program never ran UPDATE_OPS: kept with "
+                                             "momentum=1.0 (--preserve-bugs), moving statistics stay "
+                                             "at their initial values as in TF1"))
+            else:
+                self.notes.append(("TFM206", "the TF1 program never ran UPDATE_OPS, so these moving "
+                                             "statistics never updated; Keras 3 updates them when "
+                                             "called with training=True (behaviour change: the "
+                                             "migration fixes the bug; --preserve-bugs keeps it)"))
+
+    @staticmethod
+    def _call_expr(ref, layer: KerasLayer) -> cst.BaseExpression:
+        args = [cst.Arg(layer.tensor)] if layer.tensor is not None else []
+        if layer.training is not None:
+            args.append(_kwarg("training", _expr(layer.training)))
+        expr: cst.BaseExpression = cst.Call(ref, args)
+        if layer.activation is not None:
+            expr = cst.Call(_expr(layer.activation), [cst.Arg(expr)])
+        return expr
+
+    def class_layer(self, api: str, call: cst.Call) -> KerasLayer:
+        """A TF1 layer object: `tf.layers.BatchNormalization(...)`, `tf.keras.layers.X(...)`."""
+        if api in ("tensorflow.layers.BatchNormalization", "keras.layers.BatchNormalization"):
+            bn_api = bn_mapping.API_BY_CANONICAL[api]
+            positional = [a.value for a in call.args if a.keyword is None]
+            keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+            layer = map_batch_norm_layer(bn_api, positional, keywords)
+            layer.training = None
+            if bn_api == bn_mapping.KERAS_V2:
+                layer.auto_name = "batch_normalization"
+                self.notes.append(("TFM303", "tf.keras BatchNormalization in the TF1 graph never ran "
+                                             "its updates (not in UPDATE_OPS); Keras 3 updates its "
+                                             "moving statistics when called with training=True "
+                                             "(behaviour change)"))
+                if getattr(self.options, "preserve_bugs", False):
+                    layer.ctor_args = [(k, v) for k, v in layer.ctor_args if k != "momentum"]
+                    layer.ctor_args.append(("momentum", bn_mapping.Code("1.0")))
+            return layer
+        from migrate.model_rewrite.layers import _TF_LAYER_CLASSES
+        args = [(a.keyword.value if a.keyword else None, a.value) for a in call.args
+                if not (a.keyword and a.keyword.value == "name")]
+        name = next((a.value for a in call.args if a.keyword and a.keyword.value == "name"), None)
+        keras_class = _TF_LAYER_CLASSES[api]
+        return KerasLayer(keras_class, args, None, tf1_name=name, auto_name=keras_class.lower())
+
+    def helper_call(self, helper: FunctionInfo, call: cst.Call) -> cst.BaseExpression:
+        if any(a.star for a in call.args):
+            raise Unmappable(f"*args in a call of {helper.name}")
+        bound: Dict[str, cst.BaseExpression] = {}
+        for index, arg in enumerate(call.args):
+            if arg.keyword is None:
+                if index >= len(helper.params):
+                    raise Unmappable(f"too many arguments in a call of {helper.name}")
+                bound[helper.params[index]] = arg.value
+            else:
+                bound[arg.keyword.value] = arg.value
+        ctor = [(p, bound[p]) for p in helper.config_params if p in bound]
+        tensors = [bound[p] for p in helper.tensor_params if p in bound]
+        name_expr = bound.get(helper.scope_param) if helper.scope_param else None
+        layer = KerasLayer(helper.class_name, ctor, None, tf1_name=name_expr,
+                           auto_name=helper.name)
+        if helper.training_param is not None:
+            layer.training = bound.get(helper.training_param, helper.defaults.get(helper.training_param))
+        ref = self.register_helper(layer, helper)
+        args = [cst.Arg(t) for t in tensors]
+        if layer.training is not None:
+            args.append(_kwarg("training", layer.training))
+        return cst.Call(ref, args)
+
+    def register_helper(self, layer: KerasLayer, helper: FunctionInfo):
+        name_expr, name_text, tf1_name = self._layer_name(layer) if layer.tf1_name is not None else (
+            None, None, None)
+        parts = [f"{k}={render(v)}" for k, v in layer.ctor_args]
+        if name_expr is not None:
+            parts.append(f"name={name_expr}")
+        ctor = f"{helper.class_name}({', '.join(parts)})"
+        if self.loop is not None:
+            base = name_text or _name_stem(layer.tf1_name) or helper.name
+            attr = self._new_attr(base + "_layers")
+            local = self._loop_local(base)
+            self.loop.lists.append((attr, local))
+            self.loop.init_items.append(("stmt", f"self.{attr}.append({ctor})"))
+            ref: cst.BaseExpression = cst.Name(local)
+        else:
+            attr = self._new_attr(name_text or helper.name)
+            self._target_items().append(("stmt", f"self.{attr} = {ctor}"))
+            if self.conditional_attrs is not None:
+                self.conditional_attrs.append(attr)
+            ref = cst.Attribute(cst.Name("self"), cst.Name(attr))
+        self.layers.append(LayerRecord(attr, helper.class_name, tf1_name, in_loop=self.loop is not None))
+        return ref
+
+    # -- statements -----------------------------------------------------------------------------
+    assigned_names: Set[str] = set()
+
+    def convert(self) -> ConvertedFunction:
+        func = self.info.node
+        if func.decorators:
+            raise Unmappable("decorated function")
+        params = func.params
+        if isinstance(params.star_arg, cst.Param) or params.star_kwarg is not None \
+                or params.kwonly_params or params.posonly_params:
+            raise Unmappable("*args, **kwargs or keyword-only parameters")
+        body = list(func.body.body)
+        docstring = None
+        if body and analysis._is_docstring(body[0]):
+            docstring = body[0]
+            body = body[1:]
+        self.assigned_names = {n for n in _assigned_names(func)}
+        scope_name = None
+        if self.info.scope_name is not None:
+            scope_with = body[0]
+            scope_name = self.info.scope_name
+            body = list(scope_with.body.body)
+        call_body = self.convert_block(body)
+        call_body = [self._rename_in_call(stmt) for stmt in call_body]
+        return ConvertedFunction(self.info, self._class_source(docstring, scope_name, call_body),
+                                 self.layers, self.notes)
+
+    def convert_block(self, stmts: Sequence[cst.BaseStatement]) -> List[cst.BaseStatement]:
+        out: List[cst.BaseStatement] = []
+        for stmt in stmts:
+            out.extend(self.convert_statement(stmt))
+        return out
+
+    def convert_statement(self, stmt) -> List[cst.BaseStatement]:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            return self._simple(stmt)
+        if isinstance(stmt, cst.With):
+            return self._with(stmt)
+        if isinstance(stmt, cst.For):
+            return self._for(stmt)
+        if isinstance(stmt, cst.If):
+            return self._if(stmt)
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and _contains_layers(stmt, self):
+            raise Unmappable("a nested function or class builds layers")
+        if isinstance(stmt, (cst.While, cst.Try)) and _contains_layers(stmt, self):
+            raise Unmappable(f"layers built inside a {type(stmt).__name__.lower()} statement")
+        return [self._transform(stmt)]
+
+    def _transform(self, node):
+        rewriter = _CallRewriter(self)
+        new = node.visit(rewriter)
+        for target in _assign_targets(node):
+            if rewriter.produced_tensor or _mentions(node, self.tensor_names):
+                self.tensor_names.add(target)
+        return new
+
+    def _simple(self, stmt: cst.SimpleStatementLine) -> List[cst.BaseStatement]:
+        if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
+            assign = stmt.body[0]
+            value = assign.value
+            if (isinstance(value, cst.Dict) and len(assign.targets) == 1
+                    and isinstance(assign.targets[0].target, cst.Name)):
+                local = assign.targets[0].target.value
+                uses = _name_uses(self.info.node, local)
+                consumers = self.normalizer_param_uses.get(local, 0)
+                if consumers and uses == consumers + 1:
+                    # Only used as slim normalizer_params: the batch norms take its values.
+                    self.local_dicts[local] = value
+                    return []
+            api = self.resolve(value.func) if isinstance(value, cst.Call) else None
+            if (api in LAYER_CLASS_APIS and len(assign.targets) == 1
+                    and isinstance(assign.targets[0].target, cst.Name)):
+                local = assign.targets[0].target.value
+                layer = self.class_layer(api, value)
+                if layer.tf1_name is None:
+                    layer.tf1_name = None
+                ref = self.register(layer, name_hint=None if layer.tf1_name is not None else local)
+                self.local_layers[local] = ref
+                return []
+        if self.loop is not None and not _mentions(stmt, self.tensor_names) and not _contains_layers(stmt, self) \
+                and all(isinstance(s, cst.Assign) for s in stmt.body):
+            # Configuration computed in the loop (e.g. filters = base * 2 ** i): __init__ needs it too.
+            self.loop.init_items.append(("stmt", _RENDER.code_for_node(stmt).strip()))
+        return [self._transform(stmt)]
+
+    def _with(self, stmt: cst.With) -> List[cst.BaseStatement]:
+        if len(stmt.items) != 1:
+            if _contains_layers(stmt, self):
+                raise Unmappable("a with statement of several context managers around layers")
+            return [self._transform(stmt)]
+        item = stmt.items[0].item
+        api = self.resolve(item.func) if isinstance(item, cst.Call) else None
+        if api in VARIABLE_SCOPES:
+            positional = [a for a in item.args if a.keyword is None]
+            name = literal(positional[0].value) if positional else None
+            if api == "tensorflow.variable_scope" and not isinstance(name, str):
+                raise Unmappable("variable_scope with a computed name inside a model function")
+            if stmt.items[0].asname is not None:
+                raise Unmappable("variable_scope(...) as scope")
+            if api == "tensorflow.variable_scope":
+                self.scope_prefix.append(name)
+            try:
+                return self.convert_block(stmt.body.body)
+            finally:
+                if api == "tensorflow.variable_scope":
+                    self.scope_prefix.pop()
+        if api == ARG_SCOPE:
+            positional = [a for a in item.args if a.keyword is None]
+            ops_node = positional[0].value if positional else None
+            if not isinstance(ops_node, (cst.List, cst.Tuple)):
+                raise Unmappable("arg_scope entered through a variable: its defaults are not static")
+            ops = [self.resolve(e.value) or "" for e in ops_node.elements]
+            keywords = {a.keyword.value: a.value for a in item.args if a.keyword is not None}
+            self.arg_scopes.append((ops, keywords))
+            try:
+                return self.convert_block(stmt.body.body)
+            finally:
+                self.arg_scopes.pop()
+        if api == CONTROL_DEPENDENCIES:
+            # Eager code runs in program order: the dependencies (computed above) already ran.
+            self.notes.append(("TFM204", "control_dependencies around layers became program order: "
+                                         "the dependency runs first, then the layers"))
+            return self.convert_block(stmt.body.body)
+        if _contains_layers(stmt, self):
+            raise Unmappable(f"layers built inside `with {render(item)}`")
+        return [self._transform(stmt)]
+
+    def _for(self, stmt: cst.For) -> List[cst.BaseStatement]:
+        if not _contains_layers(stmt, self):
+            return [self._transform(stmt)]
+        if self.loop is not None:
+            raise Unmappable("layers built in nested loops")
+        if stmt.orelse is not None or stmt.asynchronous is not None:
+            raise Unmappable("for-else or async for around layers")
+        if _mentions(stmt.iter, self.tensor_names):
+            raise Unmappable("a loop over tensors builds layers")
+        self.loop = _Loop(stmt.target, stmt.iter)
+        for name in _target_names(stmt.target):
+            self.assigned_names.add(name)
+        try:
+            body = self.convert_block(stmt.body.body)
+        finally:
+            loop, self.loop = self.loop, None
+        target_text = _RENDER.code_for_node(stmt.target)
+        iter_text = _RENDER.code_for_node(stmt.iter)
+        items = self._target_items()
+        for attr, _ in loop.lists:
+            items.append(("stmt", f"self.{attr} = []"))
+        items.append(("for", f"for {target_text} in {iter_text}:", loop.init_items))
+        if isinstance(stmt.target, cst.Tuple) and not stmt.target.lpar:
+            target_text = f"({target_text})"
+        locals_text = ", ".join(local for _, local in loop.lists)
+        lists_text = ", ".join(f"self.{attr}" for attr, _ in loop.lists)
+        header = f"for {target_text}, {locals_text} in zip({iter_text}, {lists_text}):\n    pass\n"
+        template = cst.parse_statement(header)
+        return [template.with_changes(body=stmt.body.with_changes(body=body),
+                                      leading_lines=stmt.leading_lines)]
+
+    def _if(self, stmt: cst.If) -> List[cst.BaseStatement]:
+        if not _contains_layers(stmt, self):
+            return [self._transform(stmt)]
+        test_mentions_tensor = _mentions(stmt.test, self.tensor_names)
+        if stmt.orelse is not None and _contains_layers(stmt.orelse, self):
+            raise Unmappable("layers built in both branches of an if")
+        if not test_mentions_tensor:
+            items: List = []
+            saved_target, saved_attrs = self.condition_target, self.conditional_attrs
+            self.condition_target, self.conditional_attrs = items, []
+            try:
+                body = self.convert_block(stmt.body.body)
+                attrs = self.conditional_attrs
+            finally:
+                self.condition_target, self.conditional_attrs = saved_target, saved_attrs
+            else_items = [("stmt", f"self.{a} = None") for a in attrs]
+            self._target_items().append(("if", _RENDER.code_for_node(stmt.test), items, else_items))
+            new_if = stmt.with_changes(body=stmt.body.with_changes(body=body))
+            if stmt.orelse is not None:
+                new_if = new_if.with_changes(orelse=self._transform(stmt.orelse))
+            return [new_if]
+        # Created only under a shape condition: decide in build(input_shape), from the shape.
+        shape_test = _shape_test(stmt.test, self.info.tensor_params, self.tensor_names)
+        if shape_test is None or self.loop is not None:
+            raise Unmappable("layers built under a condition on tensor values")
+        items = []
+        saved_target, saved_attrs = self.condition_target, self.conditional_attrs
+        self.condition_target, self.conditional_attrs = items, []
+        try:
+            body = self.convert_block(stmt.body.body)
+            attrs = self.conditional_attrs
+        finally:
+            self.condition_target, self.conditional_attrs = saved_target, saved_attrs
+        if len(attrs) != 1:
+            raise Unmappable("a shape condition that builds several layers")
+        self.build.append(("if", shape_test, items, [("stmt", f"self.{attrs[0]} = None")]))
+        self.needs_build = True
+        new_test = cst.parse_expression(f"self.{attrs[0]} is not None")
+        new_if = stmt.with_changes(test=new_test, body=stmt.body.with_changes(body=body))
+        if stmt.orelse is not None:
+            new_if = new_if.with_changes(orelse=self._transform(stmt.orelse))
+        return [new_if]
+
+    # -- output ---------------------------------------------------------------------------------
+    def _rename_in_call(self, stmt):
+        renamer = _ParamRenamer(self.info)
+        new = stmt.visit(renamer)
+        self.config_used_in_call |= renamer.config_used
+        return new
+
+    def _class_source(self, docstring, scope_name, call_body) -> str:
+        info, ind = self.info, self.indent
+        lines = [f"class {info.class_name}({info.base}):"]
+        origin = (f"Migrated by tf-migrate from the TF1 function `{info.name}"
+                  f"({', '.join(info.params)})`.")
+        if docstring is not None:
+            text = docstring.body[0].value
+            doc = text.evaluated_value if isinstance(text, cst.SimpleString) else None
+            if doc is None or "\n" in doc and '"""' in doc:
+                lines.append(ind + _RENDER.code_for_node(docstring).strip())
+            else:
+                lines.append(ind + '"""' + doc.strip() + "\n\n" + ind + origin + '\n' + ind + '"""')
+        else:
+            lines.append(ind + f'"""{origin}"""')
+        lines.append("")
+        ctor_params = []
+        for p in info.config_params:
+            default = info.defaults.get(p)
+            ctor_params.append(f"{p}={render(default)}" if default is not None else p)
+        lines.append(ind + f"def __init__({', '.join(['self'] + ctor_params + ['**kwargs'])}):")
+        if scope_name is not None and info.scope_param is None:
+            lines.append(ind * 2 + f"kwargs.setdefault('name', {render(scope_name)})")
+        lines.append(ind * 2 + "super().__init__(**kwargs)")
+        for p in info.config_params:
+            if p in self.config_used_in_call or self.needs_build:
+                lines.append(ind * 2 + f"self.{p} = {p}")
+        lines.extend(_Init.render(self.init.items, ind, 2))
+        if self.needs_build:
+            tensor = info.tensor_params[0]
+            lines.append("")
+            lines.append(ind + "def build(self, input_shape):")
+            lines.append(ind * 2 + f"{tensor}_shape = tf.TensorShape(input_shape)")
+            build_items = _rename_config_in_items(self.build, info.config_params)
+            lines.extend(_Init.render(build_items, ind, 2))
+        lines.append("")
+        call_params = ["self"] + list(info.tensor_params)
+        if info.training_param is not None:
+            call_params.append("training=False")
+        lines.append(ind + f"def call({', '.join(call_params)}):")
+        body_text = cst.Module(body=call_body, default_indent=ind).code
+        if not body_text.strip():
+            body_text = "pass\n"
+        for line in body_text.splitlines():
+            lines.append((ind * 2 + line) if line.strip() else "")
+        return "\n".join(lines) + "\n"
+
+
+_RENDER = cst.Module(body=[])
+
+
+def _rename_config_in_items(items, config_params):
+    """build() runs after __init__: configuration is read from `self`, never from locals."""
+    info = FunctionInfo(node=None, name="", params=list(config_params), defaults={},
+                        config_params=list(config_params))
+
+    def fix(text: str, as_statement: bool = False) -> str:
+        node = cst.parse_statement(text) if as_statement else cst.parse_expression(text)
+        renamed = node.visit(_ParamRenamer(info))
+        return _RENDER.code_for_node(renamed).strip()
+
+    out = []
+    for item in items:
+        if item[0] == "stmt":
+            target, _, value = item[1].partition(" = ")
+            out.append(("stmt", f"{target} = {fix(value)}" if value else fix(item[1], True)))
+        elif item[0] == "if":
+            out.append(("if", fix(item[1]), _rename_config_in_items(item[2], config_params),
+                        _rename_config_in_items(item[3], config_params)))
+        else:
+            raise Unmappable("a loop inside a shape condition")
+    return out
+
+
+class _CallRewriter(cst.CSTTransformer):
+    def __init__(self, converter: FunctionConverter):
+        super().__init__()
+        self.conv = converter
+        self.produced_tensor = False
+
+    def visit_Lambda(self, node):
+        if _contains_layers(node, self.conv):
+            raise Unmappable("layers built inside a lambda (tf.cond branches need the cond rewrite)")
+        return True
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call):
+        conv = self.conv
+        func = original.func
+        api = conv.resolve(func)
+        if api in LAYER_APIS:
+            self.produced_tensor = True
+            return conv.call_layer(map_layer_call(api, updated.args, conv.scope_defaults(api),
+                                                  conv.resolve))
+        if isinstance(func, cst.Call):
+            inner_api = conv.resolve(func.func)
+            if inner_api in LAYER_CLASS_APIS:
+                layer = conv.class_layer(inner_api, func)
+                layer.tensor, layer.training = _call_tensor_and_training(updated)
+                self.produced_tensor = True
+                return conv.call_layer(layer)
+        if isinstance(func, cst.Name) and func.value in conv.local_layers:
+            tensor, training = _call_tensor_and_training(updated)
+            args = [cst.Arg(tensor)] + ([_kwarg("training", training)] if training is not None else [])
+            self.produced_tensor = True
+            return cst.Call(conv.local_layers[func.value], args)
+        if isinstance(func, cst.Name) and func.value in conv.functions and \
+                conv.functions[func.value].is_model and func.value != conv.info.name:
+            self.produced_tensor = True
+            return conv.helper_call(conv.functions[func.value], updated)
+        if api in _VARIABLE_METHODS:
+            positional = [a for a in updated.args if a.keyword is None]
+            if len(positional) != 2:
+                raise Unmappable(f"{api} with unexpected arguments")
+            return cst.Call(cst.Attribute(positional[0].value, cst.Name(_VARIABLE_METHODS[api])),
+                            [cst.Arg(positional[1].value)])
+        return updated
+
+
+def _call_tensor_and_training(call: cst.Call):
+    positional = [a for a in call.args if a.keyword is None]
+    tensor = positional[0].value if positional else next(
+        (a.value for a in call.args if a.keyword and a.keyword.value == "inputs"), None)
+    training = next((a.value for a in call.args if a.keyword and a.keyword.value == "training"), None)
+    if tensor is None:
+        raise Unmappable("layer object called without an input")
+    return tensor, training
+
+
+class _ParamRenamer(cst.CSTTransformer):
+    """In `call`: the training parameter becomes `training`, configuration becomes `self.<p>`."""
+
+    def __init__(self, info: FunctionInfo):
+        super().__init__()
+        self.info = info
+        self.config_used: Set[str] = set()
+
+    def leave_Name(self, original, updated):
+        name = original.value
+        if name == self.info.training_param:
+            return updated.with_changes(value="training")
+        if name in self.info.reuse_params or (name == self.info.scope_param and name is not None):
+            raise Unmappable(f"parameter {name} is used beyond variable scoping")
+        if name in self.info.config_params:
+            self.config_used.add(name)
+            return cst.Attribute(cst.Name("self"), cst.Name(name))
+        return updated
+
+    def leave_Attribute(self, original, updated):
+        # `self.x.attr` stays; a Name as the attribute part must not be renamed.
+        if isinstance(original.attr, cst.Name) and updated.attr is not original.attr:
+            return updated.with_changes(attr=original.attr)
+        return updated
+
+    def leave_Arg(self, original, updated):
+        if original.keyword is not None and updated.keyword is not original.keyword:
+            return updated.with_changes(keyword=original.keyword)
+        return updated
+
+    def leave_Param(self, original, updated):
+        return updated.with_changes(name=original.name)
+
+
+def _valid_tf2(api: str) -> bool:
+    from migrate.model_rewrite.tf2_api import exists_in_tf2
+
+    return exists_in_tf2(api)
+
+
+def _mentions(node, names: Set[str]) -> bool:
+    found = []
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, n):
+            if n.value in names:
+                found.append(n)
+
+        def visit_Attribute(self, n):
+            n.value.visit(self)
+            return False
+
+    node.visit(V())
+    return bool(found)
+
+
+def _contains_layers(node, conv: FunctionConverter) -> bool:
+    found = []
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, n):
+            api = conv.resolve(n.func)
+            if api in LAYER_APIS or api in LAYER_CLASS_APIS:
+                found.append(n)
+            elif isinstance(n.func, cst.Name) and (n.func.value in conv.local_layers or (
+                    n.func.value in conv.functions and conv.functions[n.func.value].is_model)):
+                found.append(n)
+
+    node.visit(V())
+    return bool(found)
+
+
+def _assign_targets(node) -> List[str]:
+    names = []
+    if isinstance(node, cst.SimpleStatementLine):
+        for small in node.body:
+            if isinstance(small, cst.Assign):
+                for t in small.targets:
+                    names.extend(_target_names(t.target))
+            elif isinstance(small, (cst.AugAssign, cst.AnnAssign)):
+                names.extend(_target_names(small.target))
+    return names
+
+
+def _target_names(target) -> List[str]:
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        out = []
+        for element in target.elements:
+            out.extend(_target_names(element.value))
+        return out
+    return []
+
+
+def _assigned_names(func) -> Set[str]:
+    names: Set[str] = set()
+
+    class V(cst.CSTVisitor):
+        def visit_AssignTarget(self, n):
+            names.update(_target_names(n.target))
+
+    func.visit(V())
+    return names
+
+
+def _shape_test(test, tensor_params, tensor_names) -> Optional[str]:
+    """The condition with `x.shape` spelled `x_shape`, when it reads tensors only through shapes."""
+    if not tensor_params:
+        return None
+    first = tensor_params[0]
+    text = _RENDER.code_for_node(test)
+    replaced = re.sub(rf"\b{re.escape(first)}\.shape\b", f"{first}_shape", text)
+    replaced = re.sub(rf"\b{re.escape(first)}\.get_shape\(\)", f"{first}_shape", replaced)
+    leftover = cst.parse_expression(replaced)
+    if _mentions(leftover, set(tensor_names) | set(tensor_params)):
+        return None
+    return replaced
+
+
+def _scope_defaults(self, api: str) -> Dict[str, cst.BaseExpression]:
+    defaults: Dict[str, cst.BaseExpression] = {}
+    for ops, keywords in self.arg_scopes:
+        if api in ops:
+            defaults.update(keywords)
+    return defaults
+
+
+
+
+
+def build_plain(ref):
+    return ref
+
+
+def _suffix_name(name_expr, suffix: str):
+    value = literal(name_expr)
+    if isinstance(value, str):
+        return cst.SimpleString(repr(value + suffix))
+    return cst.BinaryOperation(name_expr, cst.Add(), cst.SimpleString(repr(suffix)))
+
+
+def _expr(value) -> cst.BaseExpression:
+    if isinstance(value, bn_mapping.Code):
+        return cst.parse_expression(value.text)
+    return value
+
+
+def _kwarg(name: str, value: cst.BaseExpression) -> cst.Arg:
+    return cst.Arg(value=value, keyword=cst.Name(name),
+                   equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+
+
+def _name_uses(func, name: str) -> int:
+    count = [0]
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, n):
+            if n.value == name:
+                count[0] += 1
+
+        def visit_Attribute(self, n):
+            n.value.visit(self)
+            return False
+
+        def visit_Arg(self, n):
+            n.value.visit(self)
+            return False
+
+    func.visit(V())
+    return count[0]
+
+
+def _normalizer_param_names(func) -> Dict[str, int]:
+    """Local names passed as `normalizer_params=` (in calls or arg_scopes), with use counts."""
+    counts: Dict[str, int] = {}
+
+    class V(cst.CSTVisitor):
+        def visit_Arg(self, n):
+            if n.keyword is not None and n.keyword.value == "normalizer_params" and \
+                    isinstance(n.value, cst.Name):
+                counts[n.value.value] = counts.get(n.value.value, 0) + 1
+
+    func.visit(V())
+    return counts
+
+
+def _scope_defaults_with_dicts(self, api: str) -> Dict[str, cst.BaseExpression]:
+    defaults = _scope_defaults(self, api)
+    params = defaults.get("normalizer_params")
+    if isinstance(params, cst.Name) and params.value in self.local_dicts:
+        defaults["normalizer_params"] = self.local_dicts[params.value]
+    return defaults
+
+
+FunctionConverter.scope_defaults = _scope_defaults_with_dicts
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name or "layer").lower()
+
+
+def _name_stem(expr) -> Optional[str]:
+    """'fc' for `'fc%d' % i`, `'fc_{}'.format(i)` or `f'fc{i}'`: the static part of a name."""
+    text = None
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.left, cst.SimpleString):
+        text = expr.left.evaluated_value
+    elif isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
+            isinstance(expr.func.value, cst.SimpleString):
+        text = expr.func.value.evaluated_value
+    elif isinstance(expr, cst.FormattedString):
+        parts = [p.value for p in expr.parts if isinstance(p, cst.FormattedStringText)]
+        text = parts[0] if parts else None
+    if not text:
+        return None
+    stem = re.split(r"[%{]", text, maxsplit=1)[0].strip("_/ ")
+    return _identifier(stem) if stem else None

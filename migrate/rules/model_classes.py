@@ -1,0 +1,371 @@
+import ast
+import re
+from typing import Dict, List, Optional, Set, Tuple
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from migrate.findings import BOUNDED, BEHAVIOUR_CHANGE, EXACT, Finding
+from migrate.model_rewrite import analysis
+from migrate.model_rewrite.convert import ConvertedFunction, FunctionConverter, _RENDER
+from migrate.model_rewrite.layers import LAYER_APIS, LAYER_CLASS_APIS, Unmappable
+from migrate.model_rewrite.tf2_api import exists_in_tf2
+from migrate.rules.base import RewriteRule
+
+MARKER = "# tf-migrate: TFM301"
+# Findings a class conversion resolves for the sites inside the converted function.
+_RESOLVED_CODES = {"TFM101", "TFM102", "TFM103", "TFM104", "TFM105", "TFM106", "TFM107", "TFM204"}
+
+
+class ModelClasses(RewriteRule):
+    """
+    ## What it does
+    Rewrites each TF1 model-building function -- a function that builds layers
+    with `tf.layers`, contrib/slim or batch norm, or calls another such
+    function -- into a Keras 3 class: `tf.keras.Model` for the models the
+    program builds, `tf.keras.layers.Layer` for helpers used inside them.
+    Layers are created once in `__init__` and called in `call(inputs,
+    training=False)`; the training flag parameter becomes Keras's `training`
+    argument; configuration parameters become constructor arguments; loops
+    that build layers become lists of layers; layers built only under a shape
+    condition are created in `build(input_shape)`; variable scopes become
+    layer names; slim `arg_scope` defaults are written out on each layer;
+    `control_dependencies` around layers become program order. Callers create
+    the model once and call it with `training=`.
+
+    ## Why
+    In TF1 a model function runs once to build a graph, so each layer call
+    creates its variables once. In TF2 the model runs every step: a layer
+    created inside the function would get new variables on every call.
+    Rewriting `tf.layers.batch_normalization(x)` into
+    `tf.keras.layers.BatchNormalization()(x)` inside the function -- what a
+    rename tool would do -- is therefore wrong, and this rule never emits it.
+    A function it cannot convert safely is left unchanged, marked with
+    `# tf-migrate: TFM301 <reason>` above its `def`, and reported.
+
+    ## Example
+    ```python
+    def model(images, is_training):
+        net = tf.layers.conv2d(images, 8, 3, padding="same", use_bias=False, name="conv1")
+        net = tf.layers.batch_normalization(net, training=is_training, momentum=0.9, name="bn1")
+        return tf.layers.dense(tf.layers.flatten(tf.nn.relu(net)), 10, name="logits")
+    ```
+    becomes
+    ```python
+    class Model(tf.keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv1 = tf.keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv1")
+            self.bn1 = tf.keras.layers.BatchNormalization(momentum=0.9, name="bn1")
+            self.flatten = tf.keras.layers.Flatten(name="flatten")
+            self.logits = tf.keras.layers.Dense(10, name="logits")
+
+        def call(self, images, training=False):
+            net = self.conv1(images)
+            net = self.bn1(net, training=training)
+            return self.logits(self.flatten(tf.nn.relu(net)))
+    ```
+    """
+
+    code = "TFM300"
+    name = "model-function-to-class"
+    summary = "TF1 model-building function becomes a Keras Model/Layer class"
+    tokens = ("layers", "slim", "batch_norm", "BatchNormalization")
+
+    # -- check (ast) ---------------------------------------------------------------------------
+    def check(self, ctx):
+        apis = LAYER_APIS | LAYER_CLASS_APIS
+        builders = {}
+        for node, qualified in ctx.references:
+            if qualified not in apis:
+                continue
+            if qualified == "keras.layers.BatchNormalization" and not ctx.is_tf1_graph_code:
+                continue
+            func = next(ctx.enclosing(node, [ast.FunctionDef]), None)
+            if func is not None and ctx.parents.get(func) is ctx.tree:
+                builders.setdefault(func.name, func)
+        for name, func in builders.items():
+            yield ctx.finding(func, self.code,
+                              f"`{name}` builds TF1 layers: it becomes a Keras class whose layers are "
+                              "created once and called with training= (tf-migrate apply)")
+
+    # -- rewrite (libcst) ---------------------------------------------------------------------
+    def rewrite(self, module: cst.Module, ctx) -> Tuple[cst.Module, List[Finding]]:
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        positions = wrapper.resolve(PositionProvider)
+        resolve = _resolver(ctx)
+        functions = analysis.analyse_module(module, resolve)
+        indent = module.default_indent
+        converted: Dict[str, ConvertedFunction] = {}
+        failed: Dict[str, str] = {}
+        forgotten = any(f.code == "TFM206" for f in getattr(ctx, "findings", []))
+        for name, info in functions.items():
+            if info.is_program and _builds_layers_itself(info, resolve):
+                failed[name] = ("it also builds the training machinery (loss, optimizer, "
+                                "EstimatorSpec...): the training-loop rewrite migrates it")
+        for name in _helpers_first(functions):
+            info = functions[name]
+            blocked = [h for h in info.calls_helpers if functions[h].is_model and h in failed]
+            try:
+                if blocked:
+                    raise Unmappable(f"it calls `{blocked[0]}`, which could not be converted")
+                if info.training_param is None and _needs_training(info):
+                    raise Unmappable("no parameter is the training flag")
+                result = FunctionConverter(info, functions, resolve, indent, self.options,
+                                           forgotten_update_ops=forgotten).convert()
+                _validate(result.class_source, ctx)
+                converted[name] = result
+            except Unmappable as exc:
+                failed[name] = str(exc)
+        if not converted and not failed:
+            return module, []
+
+        tf_alias = _tensorflow_alias(ctx)
+        findings: List[Finding] = []
+        new_body = []
+        for stmt in module.body:
+            name = stmt.name.value if isinstance(stmt, cst.FunctionDef) else None
+            if name in converted:
+                source = converted[name].class_source
+                if tf_alias != "tf":
+                    source = re.sub(r"\btf\.keras\.", f"{tf_alias}.keras.", source)
+                new_stmt = cst.parse_statement(source, config=module.config_for_parsing)
+                new_body.append(new_stmt.with_changes(leading_lines=stmt.leading_lines))
+                start = positions[stmt].start.line
+                end = positions[stmt].end.line
+                findings.extend(self._resolved(ctx, converted[name], start, end))
+            elif name in failed:
+                new_body.append(_mark_unconverted(stmt, failed[name]))
+                findings.append(Finding(ctx.path, positions[stmt].start.line, 1, "TFM301",
+                                        f"`{name}` left unchanged: {failed[name]}"))
+            else:
+                new_body.append(stmt)
+        module = module.with_changes(body=new_body)
+        module = _rewrite_callers(module, {n: c.info for n, c in converted.items()}, functions)
+        return module, findings
+
+    def _resolved(self, ctx, result: ConvertedFunction, start: int, end: int) -> List[Finding]:
+        out = []
+        info = result.info
+        rewrite_class = EXACT
+        for code, message in result.notes:
+            if code == "TFM302":
+                rewrite_class = BOUNDED if rewrite_class == EXACT else rewrite_class
+        if any(code in ("TFM303", "TFM206") for code, _ in result.notes):
+            rewrite_class = BEHAVIOUR_CHANGE
+        out.append(Finding(ctx.path, start, 1, self.code,
+                           f"`{info.name}` became `{info.class_name}({info.base})` with "
+                           f"{len(result.layers)} layer(s)", fixed=True, rewrite_class=rewrite_class))
+        for code, message in dict(result.notes).items():
+            if code in ("TFM302", "TFM303", "TFM206"):
+                out.append(Finding(ctx.path, start, 1, code, message, fixed=True,
+                                   rewrite_class=BOUNDED if code == "TFM302" else BEHAVIOUR_CHANGE))
+        for finding in getattr(ctx, "findings", []):
+            if finding.code in _RESOLVED_CODES and start <= finding.line <= end:
+                out.append(Finding(finding.path, finding.line, finding.col, finding.code,
+                                   finding.message, fixed=True,
+                                   rewrite_class=finding.rewrite_class or EXACT))
+        return out
+
+
+def _resolver(ctx):
+    def resolve(node) -> Optional[str]:
+        name = analysis.dotted(node)
+        return ctx.resolver.resolve_dotted(name) if name else None
+    return resolve
+
+
+def _helpers_first(functions) -> List[str]:
+    order: List[str] = []
+    seen: Set[str] = set()
+
+    def visit(name, stack=()):
+        if name in seen or name in stack:
+            return
+        for helper in sorted(functions[name].calls_helpers):
+            if functions[helper].is_model:
+                visit(helper, stack + (name,))
+        seen.add(name)
+        order.append(name)
+
+    for name, info in functions.items():
+        if info.is_model:
+            visit(name)
+    return order
+
+
+def _builds_layers_itself(info, resolve) -> bool:
+    found = []
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, node):
+            if resolve(node.func) in LAYER_APIS | LAYER_CLASS_APIS:
+                found.append(node)
+
+    info.node.visit(V())
+    return bool(found)
+
+
+def _needs_training(info) -> bool:
+    """A batch norm or dropout with a non-literal training flag needs the flag parameter."""
+    return False
+
+
+def _tensorflow_alias(ctx) -> str:
+    for local, bound in ctx.resolver.bindings.items():
+        if bound == "tensorflow":
+            return local
+    return "tf"
+
+
+def _validate(source: str, ctx) -> None:
+    """Every TF name the class uses must exist in TF 2 (no tf.layers, no contrib, no slim)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            name = ctx.resolver.resolve(node)
+            if name is None:
+                continue
+            if name.startswith("tf_slim") or (name.startswith("tensorflow.") and not exists_in_tf2(name)):
+                parent_chain = ast.unparse(node)
+                if "keras" in parent_chain:
+                    continue
+                raise Unmappable(f"`{parent_chain}` has no TF2 equivalent the model rewrite knows")
+
+
+def _mark_unconverted(stmt: cst.FunctionDef, reason: str) -> cst.FunctionDef:
+    reason = " ".join(reason.split())
+    for line in stmt.leading_lines:
+        if line.comment is not None and line.comment.value.startswith(MARKER):
+            return stmt  # already marked (idempotent)
+    comment = cst.EmptyLine(comment=cst.Comment(f"{MARKER} left unchanged: {reason}"))
+    return stmt.with_changes(leading_lines=[*stmt.leading_lines, comment])
+
+
+# -- callers ------------------------------------------------------------------------------------
+class _CallerRewriter(cst.CSTTransformer):
+    """In program code: create each model once (before its first use), call it with training=."""
+
+    def __init__(self, converted, functions):
+        super().__init__()
+        self.converted = converted
+        self.functions = functions
+        self.objects: Dict[str, str] = {}  # key (function + config args) -> object name
+        self.pending: List[List[cst.BaseStatement]] = []
+        self.inserts: List[Dict[int, List[str]]] = []
+
+    def _block_stmts(self, body):
+        return body
+
+    def visit_FunctionDef(self, node):
+        self.objects_stack = getattr(self, "objects_stack", [])
+        self.objects_stack.append(self.objects)
+        self.objects = {}
+        return True
+
+    def leave_FunctionDef(self, original, updated):
+        self.objects = self.objects_stack.pop()
+        return updated
+
+    def visit_IndentedBlock(self, node):
+        self.inserts.append({})
+        return True
+
+    def leave_IndentedBlock(self, original, updated):
+        inserts = self.inserts.pop()
+        return updated.with_changes(body=self._with_inserts(updated.body, inserts))
+
+    def visit_Module(self, node):
+        self.inserts.append({})
+        return True
+
+    def leave_Module(self, original, updated):
+        inserts = self.inserts.pop()
+        return updated.with_changes(body=self._with_inserts(updated.body, inserts))
+
+    def _with_inserts(self, body, inserts):
+        if not inserts:
+            return body
+        out = []
+        for index, stmt in enumerate(body):
+            for text in inserts.get(index, []):
+                out.append(cst.parse_statement(text))
+            out.append(stmt)
+        return out
+
+    def visit_SimpleStatementLine(self, node):
+        self.current = node
+        return True
+
+    def leave_Call(self, original, updated):
+        func = original.func
+        if not (isinstance(func, cst.Name) and func.value in self.converted):
+            return updated
+        info = self.converted[func.value]
+        if info.base != "tf.keras.Model":
+            return updated
+        bound: Dict[str, cst.BaseExpression] = {}
+        for index, arg in enumerate(updated.args):
+            if arg.star:
+                return updated
+            key = arg.keyword.value if arg.keyword is not None else (
+                info.params[index] if index < len(info.params) else None)
+            if key is None:
+                return updated
+            bound[key] = arg.value
+        config = [(p, bound[p]) for p in info.config_params if p in bound]
+        config_text = ", ".join(f"{p}={_RENDER.code_for_node(v)}" for p, v in config)
+        shared = bool(info.reuse_params)
+        key = f"{info.name}({config_text})" + ("" if shared else f"#{len(self.objects)}")
+        obj = self.objects.get(key)
+        if obj is None:
+            taken = set(self.objects.values())
+            obj, n = info.name, 2
+            while obj in taken:
+                obj, n = f"{info.name}_{n}", n + 1
+            self.objects[key] = obj
+            if self.inserts:
+                block_inserts = self.inserts[-1]
+                block_inserts.setdefault(self._statement_index(), []).append(
+                    f"{obj} = {info.class_name}({config_text})")
+        args = [cst.Arg(bound[p]) for p in info.tensor_params if p in bound]
+        if info.training_param is not None and info.training_param in bound:
+            args.append(cst.Arg(bound[info.training_param], keyword=cst.Name("training"),
+                                equal=cst.AssignEqual(cst.SimpleWhitespace(""),
+                                                      cst.SimpleWhitespace(""))))
+        return updated.with_changes(func=cst.Name(obj), args=args)
+
+    def _statement_index(self) -> int:
+        return self._index_stack[-1] if getattr(self, "_index_stack", None) else 0
+
+    def on_visit(self, node):
+        # Track the index of the statement being visited in its block, for inserts.
+        if isinstance(node, (cst.IndentedBlock, cst.Module)):
+            self._block_stack = getattr(self, "_block_stack", [])
+            self._block_stack.append(node)
+        parent_blocks = getattr(self, "_block_stack", [])
+        if parent_blocks and isinstance(node, cst.BaseStatement):
+            block = parent_blocks[-1]
+            body = block.body
+            for index, stmt in enumerate(body):
+                if stmt is node:
+                    self._index_stack = getattr(self, "_index_stack", [])
+                    self._index_stack.append(index)
+                    node_is_top = True
+                    break
+        return super().on_visit(node)
+
+    def on_leave(self, original, updated):
+        if isinstance(original, (cst.IndentedBlock, cst.Module)):
+            self._block_stack.pop()
+        parent_blocks = getattr(self, "_block_stack", [])
+        if parent_blocks and isinstance(original, cst.BaseStatement) and \
+                any(stmt is original for stmt in parent_blocks[-1].body):
+            self._index_stack.pop()
+        return super().on_leave(original, updated)
+
+
+def _rewrite_callers(module: cst.Module, converted, functions) -> cst.Module:
+    if not converted:
+        return module
+    return module.visit(_CallerRewriter(converted, functions))
