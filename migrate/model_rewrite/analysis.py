@@ -191,12 +191,19 @@ def analyse_module(module: cst.Module, resolve) -> Dict[str, FunctionInfo]:
         if not info.is_model:
             continue
         _classify_params(info, uses[name], functions, resolve)
+    called_by_models: Set[str] = set()
     for name, info in functions.items():
-        if info.is_model:
-            continue
         for helper in info.calls_helpers:
-            if functions[helper].is_model:
+            if not functions[helper].is_model:
+                continue
+            if info.is_model:
+                called_by_models.add(helper)
+            else:
                 functions[helper].called_from_program = True
+    for name, info in functions.items():
+        # A model nothing else in the module builds on is a model the program uses.
+        if info.is_model and name not in called_by_models:
+            info.called_from_program = True
     taken = set(names)
     for name, info in functions.items():
         if info.is_model:

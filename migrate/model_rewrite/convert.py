@@ -76,7 +76,7 @@ class _Init:
         pad = indent * level
         for item in items:
             if item[0] == "stmt":
-                lines.append(pad + item[1])
+                lines.extend(_wrap(pad + item[1], pad, indent))
             elif item[0] == "for":
                 lines.append(pad + item[1])
                 lines.extend(_Init.render(item[2], indent, level + 1) or [pad + indent + "pass"])
@@ -106,6 +106,7 @@ class FunctionConverter:
         self.resolve_node = resolve
         self.indent = indent
         self.options = options
+        self.preferred_quote = "'"
         # The TF1 program never ran UPDATE_OPS: its collected batch norms never updated.
         self.forgotten_update_ops = forgotten_update_ops
         self.init = _Init()
@@ -122,6 +123,7 @@ class FunctionConverter:
         self.tensor_names: Set[str] = set(info.tensor_params)
         self.condition_target: Optional[List] = None  # init items list while inside a config `if`
         self.local_dicts: Dict[str, cst.Dict] = {}
+        self.helper_objects: Dict[tuple, cst.BaseExpression] = {}
         self.normalizer_param_uses: Dict[str, int] = _normalizer_param_names(info.node)
         self.needs_build = False
         self.config_used_in_call: Set[str] = set()
@@ -138,7 +140,7 @@ class FunctionConverter:
         return self.init.items
 
     def _new_attr(self, base: str) -> str:
-        base = _identifier(base)
+        base = _identifier(_snake(base))
         reserved = set(self.info.params) | {"training", "call", "build", "name", "trainable",
                                             "weights", "layers", "losses", "variables"}
         attr, n = base, 1
@@ -201,7 +203,7 @@ class FunctionConverter:
             value = literal(layer.tf1_name)
             if isinstance(value, str):
                 full = self._scoped(value)
-                return repr(full), full, "/".join(self.scope_prefix + [value])
+                return self.quote(full), full, "/".join(self.scope_prefix + [value])
             if self.scope_prefix:
                 raise Unmappable("a computed layer name inside a nested variable scope")
             return render(layer.tf1_name), None, None
@@ -209,7 +211,14 @@ class FunctionConverter:
             return None, None, None
         auto = self._auto_name(layer.auto_name)
         full = self._scoped(auto)
-        return repr(full), full, "/".join(self.scope_prefix + [auto])
+        return self.quote(full), full, "/".join(self.scope_prefix + [auto])
+
+    def quote(self, text: str) -> str:
+        """A string literal in the module's own quote style."""
+        literal_text = repr(text)
+        if self.preferred_quote == '"' and '"' not in text and "'" not in text:
+            return '"' + literal_text[1:-1] + '"'
+        return literal_text
 
     def call_layer(self, layer: KerasLayer) -> cst.BaseExpression:
         """Register `layer` (and a batch norm it runs after itself) and build the call expression."""
@@ -312,6 +321,14 @@ class FunctionConverter:
         if name_expr is not None:
             parts.append(f"name={name_expr}")
         ctor = f"{helper.class_name}({', '.join(parts)})"
+        scope = tf1_name if tf1_name is not None else (
+            render(helper.scope_name) if helper.scope_name is not None and helper.scope_param is None
+            else None)
+        key = (helper.name, ctor, scope)
+        if scope is not None and self.loop is None and key in self.helper_objects:
+            # The same variable scope again: TF1 reused (or refused to recreate) its
+            # variables, so both calls use one Keras object.
+            return self.helper_objects[key]
         if self.loop is not None:
             base = name_text or _name_stem(layer.tf1_name) or helper.name
             attr = self._new_attr(base + "_layers")
@@ -325,6 +342,8 @@ class FunctionConverter:
             if self.conditional_attrs is not None:
                 self.conditional_attrs.append(attr)
             ref = cst.Attribute(cst.Name("self"), cst.Name(attr))
+            if scope is not None:
+                self.helper_objects[key] = ref
         self.layers.append(LayerRecord(attr, helper.class_name, tf1_name, in_loop=self.loop is not None))
         return ref
 
@@ -548,8 +567,11 @@ class FunctionConverter:
                 lines.append(ind + _RENDER.code_for_node(docstring).strip())
             else:
                 lines.append(ind + '"""' + doc.strip() + "\n\n" + ind + origin + '\n' + ind + '"""')
-        else:
+        elif len(ind + f'"""{origin}"""') <= LINE_LIMIT:
             lines.append(ind + f'"""{origin}"""')
+        else:
+            head, _, tail = origin.partition(" the TF1 function ")
+            lines.extend([ind + f'"""{head} the TF1 function', ind + tail, ind + '"""'])
         lines.append("")
         ctor_params = []
         for p in info.config_params:
@@ -557,7 +579,7 @@ class FunctionConverter:
             ctor_params.append(f"{p}={render(default)}" if default is not None else p)
         lines.append(ind + f"def __init__({', '.join(['self'] + ctor_params + ['**kwargs'])}):")
         if scope_name is not None and info.scope_param is None:
-            lines.append(ind * 2 + f"kwargs.setdefault('name', {render(scope_name)})")
+            lines.append(ind * 2 + f"kwargs.setdefault({self.quote('name')}, {render(scope_name)})")
         lines.append(ind * 2 + "super().__init__(**kwargs)")
         for p in info.config_params:
             if p in self.config_used_in_call or self.needs_build:
@@ -880,3 +902,49 @@ def _name_stem(expr) -> Optional[str]:
         return None
     stem = re.split(r"[%{]", text, maxsplit=1)[0].strip("_/ ")
     return _identifier(stem) if stem else None
+
+
+LINE_LIMIT = 99
+
+
+def _wrap(line: str, pad: str, indent: str) -> List[str]:
+    """Break an over-long `self.x = Ctor(...)` line at the constructor's arguments, black style."""
+    if len(line) <= LINE_LIMIT:
+        return [line]
+    import io
+    import tokenize
+
+    text = line[len(pad):]
+    anchor = text.find(".append(") + len(".append(") if ".append(" in text else text.find(" = ") + 3
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, IndentationError):
+        return [line]
+    open_at = close_at = None
+    depth = 0
+    commas = []
+    for tok in tokens:
+        if tok.type != tokenize.OP:
+            continue
+        col = tok.start[1]
+        if tok.string in "([{":
+            depth += 1
+            if open_at is None and tok.string == "(" and col >= anchor and depth == (
+                    2 if ".append(" in text else 1):
+                open_at, open_depth = col, depth
+        elif tok.string in ")]}":
+            if open_at is not None and close_at is None and depth == open_depth and tok.string == ")":
+                close_at = col
+            depth -= 1
+        elif tok.string == "," and open_at is not None and close_at is None and depth == open_depth:
+            commas.append(col)
+    if open_at is None or close_at is None:
+        return [line]
+    bounds = [open_at + 1] + [c + 1 for c in commas] + [close_at]
+    args = [text[bounds[i]:bounds[i + 1]].strip().rstrip(",").strip() for i in range(len(bounds) - 1)]
+    args = [a for a in args if a]
+    head, tail = text[:open_at + 1], text[close_at:]
+    one_line = pad + indent + ", ".join(args)
+    if len(one_line) <= LINE_LIMIT:
+        return [pad + head, one_line, pad + tail]
+    return [pad + head] + [pad + indent + a + "," for a in args] + [pad + tail]

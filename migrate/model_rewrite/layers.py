@@ -375,8 +375,11 @@ def _map_slim(api, args, keywords, resolve) -> KerasLayer:
     elif keras_class == "Dropout":
         keep_prob = merged.pop("keep_prob", bn_mapping.Code("0.5"))
         value = _literal(keep_prob)
+        keep_text = render(keep_prob)
+        if not isinstance(keep_prob, (cst.Name, cst.Attribute, cst.Subscript, cst.Call)):
+            keep_text = f"({keep_text})"
         rate = (bn_mapping.Code(repr(round(1 - value, 12))) if isinstance(value, (int, float))
-                else bn_mapping.Code(f"1 - ({render(keep_prob)})"))
+                else bn_mapping.Code(f"1 - {keep_text}"))
         ctor.append(("rate", rate))
         for key in ("noise_shape", "seed"):
             if key in merged:

@@ -111,8 +111,10 @@ class ModelClasses(RewriteRule):
                     raise Unmappable(f"it calls `{blocked[0]}`, which could not be converted")
                 if info.training_param is None and _needs_training(info):
                     raise Unmappable("no parameter is the training flag")
-                result = FunctionConverter(info, functions, resolve, indent, self.options,
-                                           forgotten_update_ops=forgotten).convert()
+                converter = FunctionConverter(info, functions, resolve, indent, self.options,
+                                              forgotten_update_ops=forgotten)
+                converter.preferred_quote = _preferred_quote(module)
+                result = converter.convert()
                 _validate(result.class_source, ctx)
                 converted[name] = result
             except Unmappable as exc:
@@ -142,6 +144,8 @@ class ModelClasses(RewriteRule):
                 new_body.append(stmt)
         module = module.with_changes(body=new_body)
         module = _rewrite_callers(module, {n: c.info for n, c in converted.items()}, functions)
+        if converted:
+            module = _drop_unused_slim_aliases(module, ctx)
         return module, findings
 
     def _resolved(self, ctx, result: ConvertedFunction, start: int, end: int) -> List[Finding]:
@@ -192,6 +196,20 @@ def _helpers_first(functions) -> List[str]:
         if info.is_model:
             visit(name)
     return order
+
+
+def _preferred_quote(module: cst.Module) -> str:
+    """The quote character most of the module's one-line string literals use."""
+    counts = {"'": 0, '"': 0}
+
+    class V(cst.CSTVisitor):
+        def visit_SimpleString(self, node):
+            body = node.value.lstrip("rRbBuUfF")
+            if body[:3] not in ("'" * 3, '"' * 3):
+                counts[body[0]] += 1
+
+    module.visit(V())
+    return '"' if counts['"'] > counts["'"] else "'"
 
 
 def _builds_layers_itself(info, resolve) -> bool:
@@ -369,3 +387,56 @@ def _rewrite_callers(module: cst.Module, converted, functions) -> cst.Module:
     if not converted:
         return module
     return module.visit(_CallerRewriter(converted, functions))
+
+
+def _drop_unused_slim_aliases(module: cst.Module, ctx) -> cst.Module:
+    """Remove `slim = tf.contrib.slim` / `import tensorflow.contrib.slim as slim` once nothing uses
+    them: contrib does not exist in TF2, so the module could not even be imported."""
+    used: Dict[str, int] = {}
+
+    class Uses(cst.CSTVisitor):
+        def visit_Name(self, node):
+            used[node.value] = used.get(node.value, 0) + 1
+
+        def visit_Attribute(self, node):
+            node.value.visit(self)
+            return False
+
+    module.visit(Uses())
+
+    def binds_only_slim(stmt) -> List[str]:
+        if not isinstance(stmt, cst.SimpleStatementLine) or len(stmt.body) != 1:
+            return []
+        small = stmt.body[0]
+        names: List[str] = []
+        if isinstance(small, cst.Assign) and len(small.targets) == 1 and \
+                isinstance(small.targets[0].target, cst.Name):
+            dotted_value = analysis.dotted(small.value)
+            resolved = ctx.resolver.resolve_dotted(dotted_value) if dotted_value else None
+            if resolved and resolved.startswith("tf_slim"):
+                names.append(small.targets[0].target.value)
+        elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+            for alias in small.names:
+                local = alias.evaluated_alias or alias.evaluated_name.split(".")[0]
+                full = alias.evaluated_name if isinstance(small, cst.Import) else (
+                    f"{analysis.dotted(small.module) or ''}.{alias.evaluated_name}")
+                from migrate.names import canonical
+                if not canonical(full).startswith("tf_slim") or isinstance(small, cst.Import) and \
+                        alias.asname is None:
+                    return []
+                names.append(local)
+        return names
+
+    body = []
+    carried: List[cst.EmptyLine] = []
+    for stmt in module.body:
+        names = binds_only_slim(stmt)
+        # The binding itself is one use of each name.
+        if names and all(used.get(n, 0) <= 1 for n in names):
+            carried.extend(line for line in stmt.leading_lines if line.comment is not None)
+            continue
+        if carried:
+            stmt = stmt.with_changes(leading_lines=[*carried, *stmt.leading_lines])
+            carried = []
+        body.append(stmt)
+    return module.with_changes(body=body)
