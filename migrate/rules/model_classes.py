@@ -306,8 +306,12 @@ class _CallerRewriter(cst.CSTTransformer):
             return body
         out = []
         for index, stmt in enumerate(body):
-            for text in inserts.get(index, []):
-                out.append(cst.parse_statement(text))
+            new = [cst.parse_statement(text) for text in inserts.get(index, [])]
+            if new:
+                # The statement's blank lines and comments now lead the inserted block.
+                new[0] = new[0].with_changes(leading_lines=stmt.leading_lines)
+                stmt = stmt.with_changes(leading_lines=[])
+            out.extend(new)
             out.append(stmt)
         return out
 
