@@ -68,6 +68,14 @@ BUILD = {
     "helpers_and_loops": [("Model", {}, [[16, 16, 3]]), ("ConvBnRelu", {"filters": 4}, [[8, 8, 3]])],
     "scopes_and_reuse": [("BuildTowers", {}, [[5], [5]]), ("Encoder", {}, [[5]])],
     "control_dependencies_counter": [("Model", {"counter": "variable"}, [[6, 6, 3]])],
+    "train_loop": [("Net", {}, [[4]])],
+}
+# Migrated training code to run end to end (module-level names of the migrated file).
+RUN = {
+    "train_loop": ["history, predictions = train(); assert len(history) == 3 and predictions.shape == (16, 2)",
+                   "train_adagrad([np.ones((2, 4), 'float32')] * 2)",
+                   "losses = train_momentum([np.ones((2, 4), 'float32')] * 2, np.array([0, 1], 'int32'));"
+                   " assert len(losses) == 2 and float(losses[1]) > 0"],
 }
 
 BUILD_SCRIPT = r"""
@@ -89,6 +97,15 @@ for path, classes in spec.items():
         count_before = len(obj.weights)
         obj(*inputs, training=False) if "training" in obj.call.__code__.co_varnames else obj(*inputs)
         print(json.dumps({"class": name, "weights": len(obj.weights), "stable": count_before == len(obj.weights)}))
+runs = json.loads(sys.argv[2])
+for path, snippets in runs.items():
+    module_spec = importlib.util.spec_from_file_location("run_" + os.path.basename(path)[:-3].replace(".", "_"), path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    namespace = dict(vars(module), np=np)
+    for snippet in snippets:
+        exec(snippet, namespace)
+        print(json.dumps({"ran": snippet[:40]}))
 """
 
 
@@ -98,9 +115,13 @@ def test_outputs_import_and_build_under_tf2_without_legacy_keras():
     spec = {str(FIXTURES / "rewrite" / f"{name}.after.py"): classes for name, classes in BUILD.items()}
     env = cli_env(TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("TF_USE_LEGACY_KERAS", None)
-    result = subprocess.run([sys.executable, "-c", BUILD_SCRIPT, json.dumps(spec)], capture_output=True,
+    runs = {str(FIXTURES / "rewrite" / f"{name}.after.py"): snippets for name, snippets in RUN.items()}
+    result = subprocess.run([sys.executable, "-c", BUILD_SCRIPT, json.dumps(spec), json.dumps(runs)],
+                            capture_output=True,
                             text=True, env=env, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
-    built = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    built = [line for line in lines if "class" in line]
     assert len(built) == sum(len(c) for c in BUILD.values())
+    assert len([line for line in lines if "ran" in line]) == sum(len(r) for r in RUN.values())
     assert all(b["weights"] > 0 and b["stable"] for b in built), built

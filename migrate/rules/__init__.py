@@ -3,6 +3,7 @@
 TFM1xx: batch-norm layers and their arguments.
 TFM2xx: the UPDATE_OPS training pattern.
 TFM3xx: the model rewrite (functions into Keras classes).
+TFM4xx: the training-loop rewrite (Session loops into train steps).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from migrate.rules.keras_batch_norm_in_graph import KerasBatchNormInGraph
 from migrate.rules.layers_batch_normalization import LayersBatchNormalization
 from migrate.rules.layers_batch_normalization_class import LayersBatchNormalizationClass
 from migrate.rules.model_classes import ModelClasses
+from migrate.rules.train_steps import TrainSteps
 from migrate.rules.unmappable_batch_norm_argument import UnmappableBatchNormArgument
 from migrate.rules.update_ops_collection import UpdateOpsCollection
 from migrate.rules.update_ops_control_dependencies import UpdateOpsControlDependencies
@@ -41,6 +43,7 @@ ALL_RULES: List[Type[Rule]] = [
     ImplicitUpdateOps,
     ForgottenUpdateOps,
     ModelClasses,
+    TrainSteps,  # after ModelClasses: it calls the classes that rule creates
 ]
 
 __all__ = ["ALL_RULES", "Rule", "RewriteRule", "select_rules", "rule_by_code", "load_rule_module"]

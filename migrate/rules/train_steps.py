@@ -1,0 +1,177 @@
+import ast
+from typing import List, Set, Tuple
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from migrate.findings import BEHAVIOUR_CHANGE, EXACT, Finding
+from migrate.model_rewrite.analysis import dotted
+from migrate.model_rewrite.layers import Unmappable
+from migrate.rules.base import RewriteRule
+from migrate.rules.model_classes import _drop_unused_slim_aliases, _resolver, _tensorflow_alias
+from migrate.training_rewrite.optimizers import TF1_RMSPROP_CLASS
+from migrate.training_rewrite.program import SESSIONS, ProgramConverter
+
+MARKER = "# tf-migrate: TFM401"
+# Findings a converted training program resolves inside the converted function.
+_RESOLVED_CODES = {"TFM201", "TFM202", "TFM203", "TFM205", "TFM206"}
+
+
+class TrainSteps(RewriteRule):
+    """
+    ## What it does
+    Rewrites a TF1 training program -- placeholders, a graph built on them, an optimizer's
+    `minimize` wrapped in `tf.control_dependencies(UPDATE_OPS)`, and a `tf.Session` loop
+    feeding `feed_dict`s -- into TF2: a module-level `@tf.function` train step per train op
+    (`GradientTape`, `apply_gradients`), taking the models, the optimizer and the fed values
+    as arguments; a `make_optimizer()` factory with every hyper-parameter written out; and
+    the loop calling the step. Placeholders become function arguments, `feed_dict` entries
+    call arguments, the training-flag feed the `training` argument, fetches return values.
+    `UPDATE_OPS`, `control_dependencies`, `global_variables_initializer` and the Session go.
+
+    ## Why
+    TF 2.16+ runs eagerly: placeholders fail, `get_collection(UPDATE_OPS)` returns `[]`, and
+    a Session loop renamed to `tf.compat.v1` by `tf_upgrade_v2` does not run. The optimizer
+    mapping keeps the numbers (measured on TF 2.21): Adam `epsilon=1e-8` (Keras default 1e-7
+    moved weights by 2.5e-4 in 20 steps), Adagrad `epsilon=0.0` (bit-identical), RMSProp with
+    TF1's accumulators starting at 1.0 (Keras starts at 0: loss 7 % apart after 20 steps),
+    Adadelta `epsilon=1e-8`, and TF1's learning rates, which differ from Keras defaults.
+    `tf.losses.*` become the `tf.nn` expressions with the same mean reduction.
+
+    ## Example
+    ```python
+    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    with tf.control_dependencies(update_ops):
+        train_op = tf.train.AdamOptimizer(0.01).minimize(loss)
+    ...
+    _, value = sess.run([train_op, loss], feed_dict={images: x, labels: y, is_training: True})
+    ```
+    becomes
+    ```python
+    @tf.function
+    def train_step(model, optimizer, images, labels):
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = tf.reduce_mean(...)
+        variables = model.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
+        return loss
+    ...
+    value = train_step(model, optimizer, x, y)
+    ```
+    """
+
+    code = "TFM400"
+    name = "session-loop-to-train-step"
+    summary = "TF1 Session training loop becomes GradientTape train steps"
+    tokens = ("Session",)
+
+    def check(self, ctx):
+        for node, qualified in ctx.references:
+            if qualified in SESSIONS:
+                func = next(ctx.enclosing(node, [ast.FunctionDef]), None)
+                if func is not None and ctx.parents.get(func) is ctx.tree:
+                    yield ctx.finding(func, self.code,
+                                      f"`{func.name}` runs a TF1 Session: its train ops become "
+                                      "GradientTape train steps (tf-migrate apply)")
+
+    def rewrite(self, module: cst.Module, ctx) -> Tuple[cst.Module, List[Finding]]:
+        resolve = _resolver(ctx)
+        tf_alias = _tensorflow_alias(ctx)
+        model_classes = _keras_model_classes(module, resolve)
+        taken = _module_names(module)
+        findings: List[Finding] = []
+        new_body = []
+        needs_rmsprop = False
+        original_ranges = {n.name: (n.lineno, n.end_lineno) for n in ctx.tree.body
+                           if isinstance(n, ast.FunctionDef)}
+        for stmt in module.body:
+            if not (isinstance(stmt, cst.FunctionDef) and _opens_session(stmt, resolve)):
+                new_body.append(stmt)
+                continue
+            name = stmt.name.value
+            start, end = original_ranges.get(name, (0, 0))
+            try:
+                plan = ProgramConverter(stmt, resolve, tf_alias, model_classes, taken,
+                                        module.default_indent).convert()
+            except Unmappable as exc:
+                new_body.append(_mark(stmt, str(exc)))
+                findings.append(Finding(ctx.path, start, 1, "TFM401",
+                                        f"`{name}` left unchanged: {exc}"))
+                continue
+            needs_rmsprop |= plan.needs_tf1_rmsprop
+            for source in plan.helpers:
+                helper = cst.parse_statement(source, config=module.config_for_parsing)
+                new_body.append(helper.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()]))
+            new_body.append(plan.new_function)
+            behaviour = any(code == "TFM206" for code, _ in plan.notes)
+            findings.append(Finding(ctx.path, start, 1, self.code,
+                                    f"`{name}` now trains with GradientTape train steps",
+                                    fixed=True, rewrite_class=BEHAVIOUR_CHANGE if behaviour else EXACT))
+            for finding in getattr(ctx, "findings", []):
+                if finding.code in _RESOLVED_CODES and start <= finding.line <= end:
+                    findings.append(Finding(finding.path, finding.line, finding.col, finding.code,
+                                            finding.message, fixed=True,
+                                            rewrite_class=finding.rewrite_class or EXACT))
+        if needs_rmsprop and "TF1RMSprop" not in taken:
+            index = _first_definition_index(new_body)
+            cls = cst.parse_statement(TF1_RMSPROP_CLASS, config=module.config_for_parsing)
+            new_body.insert(index, cls.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()]))
+        module = module.with_changes(body=new_body)
+        if any(f.code == self.code for f in findings):
+            module = _drop_unused_slim_aliases(module, ctx)
+        return module, findings
+
+
+def _mark(stmt: cst.FunctionDef, reason: str) -> cst.FunctionDef:
+    reason = " ".join(reason.split())
+    for line in stmt.leading_lines:
+        if line.comment is not None and line.comment.value.startswith(MARKER):
+            return stmt
+    comment = cst.EmptyLine(comment=cst.Comment(f"{MARKER} left unchanged: {reason}"))
+    return stmt.with_changes(leading_lines=[*stmt.leading_lines, comment])
+
+
+def _opens_session(func: cst.FunctionDef, resolve) -> bool:
+    found = []
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, node):
+            if resolve(node.func) in SESSIONS:
+                found.append(node)
+
+    func.visit(V())
+    return bool(found)
+
+
+def _keras_model_classes(module: cst.Module, resolve) -> Set[str]:
+    classes = set()
+    for stmt in module.body:
+        if isinstance(stmt, cst.ClassDef):
+            for base in stmt.bases:
+                name = resolve(base.value) or dotted(base.value) or ""
+                if name.endswith("Model") and "keras" in name:
+                    classes.add(stmt.name.value)
+    return classes
+
+
+def _module_names(module: cst.Module) -> Set[str]:
+    names = set()
+    for stmt in module.body:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            names.add(stmt.name.value)
+        elif isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign):
+                    for target in small.targets:
+                        if isinstance(target.target, cst.Name):
+                            names.add(target.target.value)
+    return names
+
+
+def _first_definition_index(body) -> int:
+    for index, stmt in enumerate(body):
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            return index
+    return len(body)

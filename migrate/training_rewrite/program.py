@@ -1,0 +1,673 @@
+"""Turn a TF1 Session program (placeholders, train ops, a feed_dict loop) into TF2 train steps.
+
+The function that opens `tf.Session()` is read in two parts:
+
+* before the session: placeholders, the graph built on them (model calls, losses),
+  optimizers, `UPDATE_OPS` and the train ops; everything else is plain Python and stays;
+* the session block: `sess.run(...)` calls, each replaced by what it computed.
+
+Each train op becomes a module-level `@tf.function` train step that takes the models, the
+optimizer and the placeholders it reads as arguments (no globals), computes the loss under a
+`tf.GradientTape` and applies the gradients; a fetch of other tensors becomes the expression
+that computes them with the fed values; each optimizer gets a `make_*optimizer()` factory with
+every hyper-parameter written out. `UPDATE_OPS` and its `control_dependencies` disappear: Keras
+updates batch-norm statistics when a model is called with `training=True`.
+
+Anything else raises `Unmappable`: the function is left unchanged and reported.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import libcst as cst
+
+from migrate.model_rewrite.analysis import dotted
+from migrate.model_rewrite.layers import Unmappable, literal, render
+from migrate.model_rewrite.tf2_api import exists_in_tf2
+from migrate.training_rewrite.optimizers import OPTIMIZER_NAMES, KerasOptimizer, map_optimizer
+
+SESSIONS = ("tensorflow.Session", "tensorflow.InteractiveSession")
+GLOBAL_STEP = ("tensorflow.train.get_or_create_global_step", "tensorflow.train.get_global_step",
+               "tensorflow.train.create_global_step")
+PLACEHOLDER = "tensorflow.placeholder"
+PLACEHOLDER_DEFAULT = "tensorflow.placeholder_with_default"
+UPDATE_OPS_KEY = "tensorflow.GraphKeys.UPDATE_OPS"
+INITIALIZERS = ("tensorflow.global_variables_initializer", "tensorflow.initialize_all_variables",
+                "tensorflow.local_variables_initializer")
+CREATE_TRAIN_OP = ("tf_slim.learning.create_train_op", "tf_slim.create_train_op")
+# tf.losses.X(labels, logits) -> the TF2 expression with the same (mean) reduction.
+_LOSSES = {
+    "tensorflow.losses.sparse_softmax_cross_entropy":
+        ("labels", "logits", "{tf}.reduce_mean({tf}.nn.sparse_softmax_cross_entropy_with_logits("
+                             "labels={labels}, logits={logits}))"),
+    "tensorflow.losses.softmax_cross_entropy":
+        ("onehot_labels", "logits", "{tf}.reduce_mean({tf}.nn.softmax_cross_entropy_with_logits("
+                                    "labels={labels}, logits={logits}))"),
+    "tensorflow.losses.sigmoid_cross_entropy":
+        ("multi_class_labels", "logits", "{tf}.reduce_mean({tf}.nn.sigmoid_cross_entropy_with_logits("
+                                         "labels={labels}, logits={logits}))"),
+}
+_RENDER = cst.Module(body=[])
+
+
+@dataclass
+class Placeholder:
+    name: str
+    default: Optional[cst.BaseExpression] = None
+
+
+@dataclass
+class TrainOp:
+    name: str
+    loss: str
+    optimizer: str  # name of the optimizer object in the program
+    returns_loss: bool = False  # slim's create_train_op: running it yields the loss
+
+
+@dataclass
+class ProgramPlan:
+    function: cst.FunctionDef
+    new_function: cst.FunctionDef
+    helpers: List[str]  # module-level source added before the function
+    needs_tf1_rmsprop: bool = False
+    notes: List[Tuple[str, str]] = field(default_factory=list)
+
+
+def _names_in(node) -> Set[str]:
+    names: Set[str] = set()
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, n):
+            names.add(n.value)
+
+        def visit_Attribute(self, n):
+            n.value.visit(self)
+            return False
+
+        def visit_Arg(self, n):
+            n.value.visit(self)
+            return False
+
+    node.visit(V())
+    return names
+
+
+def _assigned(stmt) -> List[str]:
+    out: List[str] = []
+    if isinstance(stmt, cst.SimpleStatementLine):
+        for small in stmt.body:
+            if isinstance(small, cst.Assign):
+                for target in small.targets:
+                    out.extend(_target_names(target.target))
+    return out
+
+
+def _target_names(target) -> List[str]:
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        names = []
+        for element in target.elements:
+            names.extend(_target_names(element.value))
+        return names
+    return []
+
+
+class _Substitute(cst.CSTTransformer):
+    def __init__(self, mapping: Dict[str, cst.BaseExpression]):
+        super().__init__()
+        self.mapping = mapping
+
+    def leave_Name(self, original, updated):
+        return self.mapping.get(original.value, updated)
+
+    def leave_Attribute(self, original, updated):
+        return updated.with_changes(attr=original.attr)
+
+    def leave_Arg(self, original, updated):
+        return updated.with_changes(keyword=original.keyword) if original.keyword else updated
+
+
+class ProgramConverter:
+    def __init__(self, func: cst.FunctionDef, resolve, tf_alias: str, model_classes: Set[str],
+                 taken_names: Set[str], indent: str):
+        self.func = func
+        self.resolve = resolve
+        self.tf = tf_alias
+        self.model_classes = model_classes
+        self.taken = taken_names  # shared by every program of the module: names stay unique
+        self.indent = indent
+        self.placeholders: Dict[str, Placeholder] = {}
+        self.graph: List[cst.SimpleStatementLine] = []  # graph statements, in program order
+        self.graph_names: Set[str] = set()
+        self.model_objects: Set[str] = set()
+        self.optimizers: Dict[str, KerasOptimizer] = {}
+        self.train_ops: Dict[str, TrainOp] = {}
+        self.update_ops_names: Set[str] = set()
+        self.variables: Set[str] = set()  # tf.Variable objects created by the program
+        self.global_steps: Set[str] = set()  # names of the TF1 global step (optimizer.iterations)
+        self.step_optimizer: Dict[str, str] = {}  # global step name -> the optimizer counting it
+        self.plain_aliases: Dict[str, cst.SimpleStatementLine] = {}
+        self.helpers: List[str] = []
+        self.step_names: Dict[str, str] = {}  # train op -> step function
+        self.step_signature: Dict[str, List[str]] = {}
+        self.fed_literals: Dict[str, Dict[str, cst.BaseExpression]] = {}
+        self.needs_tf1_rmsprop = False
+        self.notes: List[Tuple[str, str]] = []
+
+    # -- entry ----------------------------------------------------------------------------------
+    def convert(self) -> ProgramPlan:
+        body = list(self.func.body.body)
+        session_index = next((i for i, s in enumerate(body) if self._session_with(s)), None)
+        if session_index is None:
+            raise Unmappable("the Session is not opened at the top level of the function")
+        if any(self._session_with(s) for s in body[session_index + 1:]):
+            raise Unmappable("several Sessions in one function")
+        before = self._graph_part(body[:session_index])
+        session = body[session_index]
+        session_name = session.items[0].asname.name.value
+        session_body = self._session_part(list(session.body.body), session_name)
+        after = [self._plain_check(s) for s in body[session_index + 1:]]
+        new_body = before + session_body + after
+        counted = {name: cst.parse_expression(f"{opt}.iterations")
+                   for name, opt in self.step_optimizer.items()}
+        new_body = [stmt.visit(_Substitute(counted)) for stmt in new_body]
+        self._validate(new_body)
+        new_func = self.func.with_changes(body=self.func.body.with_changes(body=new_body))
+        return ProgramPlan(self.func, new_func, self.helpers, self.needs_tf1_rmsprop, self.notes)
+
+    def _session_with(self, stmt) -> bool:
+        if not isinstance(stmt, cst.With) or len(stmt.items) != 1:
+            return False
+        item = stmt.items[0]
+        return (isinstance(item.item, cst.Call) and self.resolve(item.item.func) in SESSIONS
+                and item.asname is not None and isinstance(item.asname.name, cst.Name))
+
+    # -- before the session: the graph ----------------------------------------------------------
+    def _graph_part(self, stmts) -> List[cst.BaseStatement]:
+        out: List[cst.BaseStatement] = []
+        for stmt in stmts:
+            out.extend(self._graph_statement(stmt, wired=False))
+        return out
+
+    def _graph_statement(self, stmt, wired: bool) -> List[cst.BaseStatement]:
+        if isinstance(stmt, cst.With):
+            item = stmt.items[0].item if len(stmt.items) == 1 else None
+            if isinstance(item, cst.Call) and self.resolve(item.func) == "tensorflow.control_dependencies":
+                deps = item.args[0].value if item.args else None
+                if deps is None or not self._is_update_ops(deps):
+                    raise Unmappable("control_dependencies on something other than UPDATE_OPS")
+                out = []
+                for inner in stmt.body.body:
+                    out.extend(self._graph_statement(inner, wired=True))
+                return out
+            raise Unmappable("a with block in the graph-building code")
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            if _names_in(stmt) & (set(self.placeholders) | self.graph_names):
+                raise Unmappable(f"graph built inside a {type(stmt).__name__.lower()} statement")
+            return [stmt]
+        if len(stmt.body) != 1:
+            raise Unmappable("several statements on one line in the graph-building code")
+        small = stmt.body[0]
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+            api = self.resolve(small.value.func)
+            if api == "tensorflow.set_random_seed":
+                call = small.value.with_changes(func=cst.parse_expression(f"{self.tf}.random.set_seed"))
+                return [stmt.with_changes(body=[small.with_changes(value=call)])]
+        if not isinstance(small, cst.Assign):
+            if _names_in(stmt) & (set(self.placeholders) | self.graph_names):
+                raise Unmappable("a graph statement that is not an assignment")
+            return [stmt]
+        value = small.value
+        targets = _assigned(stmt)
+        api = self.resolve(value.func) if isinstance(value, cst.Call) else None
+        if api in (PLACEHOLDER, PLACEHOLDER_DEFAULT) and len(targets) == 1:
+            default = value.args[0].value if api == PLACEHOLDER_DEFAULT and value.args else None
+            self.placeholders[targets[0]] = Placeholder(targets[0], default)
+            return []
+        if isinstance(value, cst.Call) and self._is_update_ops(value):
+            self.update_ops_names.update(targets)
+            return []
+        if api in OPTIMIZER_NAMES and len(targets) == 1:
+            return self._optimizer(targets[0], api, value, stmt)
+        if api in GLOBAL_STEP and len(targets) == 1 and not value.args:
+            self.global_steps.add(targets[0])
+            return []
+        if api == "tensorflow.Variable" and len(targets) == 1:
+            self.variables.add(targets[0])
+            return [stmt]
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
+                value.func.attr.value == "minimize" and len(targets) == 1:
+            return self._train_op(targets[0], value, stmt, wired)
+        if api in CREATE_TRAIN_OP and len(targets) == 1:
+            return self._create_train_op(targets[0], value, stmt)
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and \
+                value.func.value in self.model_classes:
+            self.model_objects.update(targets)
+            return [stmt]
+        used = _names_in(value)
+        if used & (set(self.placeholders) | self.graph_names | self.model_objects):
+            self.graph.append(stmt)
+            self.graph_names.update(targets)
+            return []
+        dotted_value = dotted(value)
+        if dotted_value and len(targets) == 1 and (self.resolve(value) or "").startswith("tensorflow."):
+            # An alias such as `xent = tf.nn.sigmoid_cross_entropy_with_logits`: train steps copy it.
+            self.plain_aliases[targets[0]] = stmt
+        return [stmt]
+
+    def _is_update_ops(self, node) -> bool:
+        if isinstance(node, cst.Name):
+            return node.value in self.update_ops_names
+        if isinstance(node, (cst.List, cst.Tuple)):
+            return all(self._is_update_ops(e.value) for e in node.elements)
+        if isinstance(node, cst.Call) and self.resolve(node.func) in ("tensorflow.get_collection",
+                                                                       "tensorflow.get_collection_ref"):
+            key = node.args[0].value if node.args else None
+            return key is not None and (self.resolve(key) == UPDATE_OPS_KEY or literal(key) == "update_ops")
+        return False
+
+    def _optimizer(self, name: str, api: str, call: cst.Call, stmt) -> List[cst.BaseStatement]:
+        keras = map_optimizer(api, call)
+        free = sorted(set().union(*[_names_in(cst.parse_expression(v)) for _, v in keras.arguments])
+                      & (set(self.placeholders) | self.graph_names))
+        if free:
+            raise Unmappable(f"optimizer hyper-parameter fed at run time ({free[0]}): make it a "
+                             "Keras schedule or an optimizer argument by hand")
+        self.optimizers[name] = keras
+        self.needs_tf1_rmsprop |= keras.needs_tf1_rmsprop
+        factory = self._fresh("make_optimizer" if not self.optimizers.keys() - {name}
+                              else f"make_{name}")
+        params = self._local_params(keras)
+        self.helpers.append(
+            f"def {factory}({', '.join(params)}):\n"
+            f"{self.indent}\"\"\"The TF1 optimizer `{render(call.func)}` with every hyper-parameter "
+            f"written out.\"\"\"\n"
+            f"{self.indent}return {keras.constructor(self.tf)}\n")
+        new = cst.parse_statement(f"{name} = {factory}({', '.join(params)})")
+        return [new.with_changes(leading_lines=stmt.leading_lines)]
+
+    def _local_params(self, keras: KerasOptimizer) -> List[str]:
+        """Names of the function's own locals the hyper-parameters read: factory parameters."""
+        locals_ = set(_assigned_in(self.func)) | {p.name.value for p in self.func.params.params}
+        used: Set[str] = set()
+        for _, value in keras.arguments:
+            used |= _names_in(cst.parse_expression(value))
+        return sorted(used & locals_)
+
+    def _train_op(self, name: str, call: cst.Call, stmt, wired: bool) -> List[cst.BaseStatement]:
+        optimizer_expr = call.func.value
+        prelude: List[cst.BaseStatement] = []
+        if isinstance(optimizer_expr, cst.Call) and self.resolve(optimizer_expr.func) in OPTIMIZER_NAMES:
+            opt_name = self._fresh(f"{name.replace('train_op', '').strip('_') or ''}_optimizer".strip("_"))
+            opt_stmt = cst.parse_statement(f"{opt_name} = 0")
+            prelude = self._optimizer(opt_name, self.resolve(optimizer_expr.func), optimizer_expr,
+                                      opt_stmt)
+            prelude = [p.with_changes(leading_lines=stmt.leading_lines) for p in prelude]
+        elif isinstance(optimizer_expr, cst.Name) and optimizer_expr.value in self.optimizers:
+            opt_name = optimizer_expr.value
+        else:
+            raise Unmappable("minimize on an optimizer the rewrite does not know")
+        args = [a for a in call.args]
+        loss = args[0].value if args else None
+        if not isinstance(loss, cst.Name) or loss.value not in self.graph_names:
+            raise Unmappable("minimize of an expression, not a loss computed in the program")
+        for arg in args[1:]:
+            key = arg.keyword.value if arg.keyword else None
+            if key == "global_step":
+                if not (isinstance(arg.value, cst.Name) and arg.value.value in self.global_steps):
+                    raise Unmappable("minimize(global_step=...) of a step the rewrite does not know")
+                self.step_optimizer[arg.value.value] = opt_name
+            elif key == "var_list":
+                raise Unmappable("minimize(var_list=...): per-network train steps are not done yet")
+            else:
+                raise Unmappable(f"minimize argument {key or 'positional'} is not supported yet")
+        if not wired:
+            self.notes.append(("TFM206", "this train op never ran UPDATE_OPS"))
+        self.train_ops[name] = TrainOp(name, loss.value, opt_name)
+        return prelude
+
+    def _create_train_op(self, name: str, call: cst.Call, stmt) -> List[cst.BaseStatement]:
+        positional = [a.value for a in call.args if a.keyword is None]
+        if len(positional) != 2 or len(call.args) != 2:
+            raise Unmappable("create_train_op with extra arguments")
+        loss, optimizer = positional
+        if not (isinstance(loss, cst.Name) and isinstance(optimizer, cst.Name)
+                and optimizer.value in self.optimizers):
+            raise Unmappable("create_train_op of an expression")
+        self.train_ops[name] = TrainOp(name, loss.value, optimizer.value, returns_loss=True)
+        return []
+
+    # -- the session block ----------------------------------------------------------------------
+    def _session_part(self, stmts, sess: str) -> List[cst.BaseStatement]:
+        self.sess = sess
+        self.feed_dicts: Dict[str, cst.Dict] = {}
+        return self._session_block(stmts)
+
+    def _session_block(self, stmts) -> List[cst.BaseStatement]:
+        out: List[cst.BaseStatement] = []
+        for stmt in stmts:
+            out.extend(self._session_statement(stmt))
+        return out
+
+    def _session_statement(self, stmt) -> List[cst.BaseStatement]:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign) and \
+                    isinstance(stmt.body[0].value, cst.Dict):
+                targets = _assigned(stmt)
+                keys = [e.key for e in stmt.body[0].value.elements if isinstance(e, cst.DictElement)]
+                if len(targets) == 1 and keys and all(isinstance(k, cst.Name) and k.value in self.placeholders
+                                                       for k in keys):
+                    self.feed_dicts[targets[0]] = stmt.body[0].value
+                    return []
+            if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr):
+                call = stmt.body[0].value
+                if self._is_run(call):
+                    fetch = call.args[0].value if call.args else None
+                    if isinstance(fetch, cst.Call) and self.resolve(fetch.func) in INITIALIZERS:
+                        return []
+                    expr = self._run(call, None)
+                    return [stmt.with_changes(body=[stmt.body[0].with_changes(value=expr)])] if expr else []
+            if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign) and self._is_run(stmt.body[0].value):
+                assign = stmt.body[0]
+                if len(assign.targets) != 1:
+                    raise Unmappable("chained assignment of sess.run")
+                target, expr = self._run(assign.value, assign.targets[0].target)
+                if expr is None:
+                    return []
+                new = assign.with_changes(targets=[assign.targets[0].with_changes(target=target)], value=expr)
+                return [stmt.with_changes(body=[new])]
+            return [stmt.visit(_RunRewriter(self))]
+        if isinstance(stmt, (cst.For, cst.While, cst.If, cst.With)):
+            new_body = self._session_block(list(stmt.body.body))
+            updated = stmt.with_changes(body=stmt.body.with_changes(body=new_body or [cst.SimpleStatementLine([cst.Pass()])]))
+            if getattr(stmt, "orelse", None) is not None:
+                orelse = stmt.orelse
+                if isinstance(orelse, cst.Else):
+                    orelse = orelse.with_changes(body=orelse.body.with_changes(
+                        body=self._session_block(list(orelse.body.body))))
+                else:
+                    raise Unmappable("elif chains around sess.run are not supported yet")
+                updated = updated.with_changes(orelse=orelse)
+            # The header (loop range, condition) may read session values too.
+            return [updated]
+        raise Unmappable(f"a {type(stmt).__name__} statement in the session block")
+
+    def _is_run(self, node) -> bool:
+        return (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+                and isinstance(node.func.value, cst.Name) and node.func.value.value == self.sess
+                and node.func.attr.value == "run")
+
+    def _feeds(self, call: cst.Call) -> Dict[str, cst.BaseExpression]:
+        feed = None
+        for index, arg in enumerate(call.args):
+            if (arg.keyword and arg.keyword.value == "feed_dict") or (arg.keyword is None and index == 1):
+                feed = arg.value
+        if feed is None:
+            return {}
+        if isinstance(feed, cst.Name) and feed.value in self.feed_dicts:
+            feed = self.feed_dicts[feed.value]
+        if not isinstance(feed, cst.Dict):
+            raise Unmappable("feed_dict that is not a dict literal")
+        feeds: Dict[str, cst.BaseExpression] = {}
+        for element in feed.elements:
+            if not (isinstance(element, cst.DictElement) and isinstance(element.key, cst.Name)
+                    and element.key.value in self.placeholders):
+                raise Unmappable("feed_dict key that is not a placeholder of this function")
+            feeds[element.key.value] = element.value
+        return feeds
+
+    def _run(self, call: cst.Call, target):
+        fetch = call.args[0].value if call.args else None
+        feeds = self._feeds(call)
+        if isinstance(fetch, (cst.List, cst.Tuple)):
+            items = [e.value for e in fetch.elements]
+            is_list = True
+        else:
+            items, is_list = [fetch], False
+        names = []
+        for item in items:
+            if not isinstance(item, cst.Name):
+                raise Unmappable("sess.run of an expression (only names are supported)")
+            names.append(item.value)
+        train = [n for n in names if n in self.train_ops]
+        if len(train) > 1:
+            raise Unmappable("several train ops in one sess.run")
+        if any(n in self.variables for n in names):
+            if len(names) != 1 or feeds:
+                raise Unmappable("sess.run of a variable together with other fetches")
+            expr = cst.parse_expression(f"{names[0]}.numpy()")
+            return (target, expr) if target is not None else expr
+        if train:
+            op = self.train_ops[train[0]]
+            others = [n for n in names if n != op.name]
+            results = ([op.loss] if op.returns_loss else []) + others
+            step_call = self._step_call(op, results, feeds)
+            if target is None:
+                if not is_list:
+                    return step_call
+                # Used inside an expression: keep sess.run's list, None for the train op.
+                position = names.index(op.name)
+                if len(others) == 1:
+                    elements = [cst.Name("None"), step_call] if position == 0 else [step_call, cst.Name("None")]
+                elif position in (0, len(names) - 1):
+                    starred = cst.StarredElement(step_call)
+                    elements = [cst.Name("None"), starred] if position == 0 else [starred, cst.Name("None")]
+                else:
+                    raise Unmappable("a train op in the middle of a sess.run list used as a value")
+                return cst.List([e if isinstance(e, cst.StarredElement) else cst.Element(e) for e in elements])
+            if is_list:
+                if not isinstance(target, (cst.Tuple, cst.List)) or len(target.elements) != len(names):
+                    raise Unmappable("sess.run result unpacked into a different shape")
+                kept = [e for e, n in zip(target.elements, names) if n != op.name]
+                if not kept:
+                    return None, step_call
+                new_target = kept[0].value if len(kept) == 1 else target.with_changes(
+                    elements=[e.with_changes(comma=cst.MaybeSentinel.DEFAULT) for e in kept])
+                return new_target, step_call
+            return target, step_call
+        exprs = [self._value_of(n, feeds) for n in names]
+        if is_list:
+            expr = cst.Tuple([cst.Element(e) for e in exprs]) if isinstance(fetch, cst.Tuple) else \
+                cst.List([cst.Element(e) for e in exprs])
+        else:
+            expr = exprs[0]
+        return (target, expr) if target is not None else expr
+
+    def _slice(self, targets: Sequence[str]) -> List[cst.SimpleStatementLine]:
+        needed = set(targets)
+        picked = []
+        for stmt in reversed(self.graph):
+            defined = set(_assigned(stmt))
+            if defined & needed:
+                picked.append(stmt)
+                needed |= _names_in(stmt.body[0].value)
+        return list(reversed(picked))
+
+    def _inputs_of(self, slice_stmts, feeds) -> Tuple[List[str], Dict[str, cst.BaseExpression]]:
+        """(placeholders the slice reads, substitutions for fed literals and defaults)."""
+        used: Set[str] = set()
+        for stmt in slice_stmts:
+            used |= _names_in(stmt.body[0].value)
+        substitutions: Dict[str, cst.BaseExpression] = {}
+        args = []
+        for name, ph in self.placeholders.items():
+            if name not in used:
+                continue
+            if name in feeds and isinstance(literal(feeds[name]), (bool, int, float)):
+                substitutions[name] = feeds[name]
+            elif name not in feeds:
+                if ph.default is None:
+                    raise Unmappable(f"placeholder {name} is read but not fed")
+                substitutions[name] = ph.default
+            else:
+                args.append(name)
+        return args, substitutions
+
+    def _value_of(self, name: str, feeds) -> cst.BaseExpression:
+        if name in self.placeholders:
+            return feeds.get(name, self.placeholders[name].default)
+        if name not in self.graph_names:
+            raise Unmappable(f"sess.run of {name}, which the program does not compute")
+        slice_stmts = self._slice([name])
+        args, substitutions = self._inputs_of(slice_stmts, feeds)
+        for arg in args:
+            substitutions[arg] = feeds[arg]
+        if len(slice_stmts) == 1 and _assigned(slice_stmts[0]) == [name]:
+            return slice_stmts[0].body[0].value.visit(_Substitute(substitutions))
+        # Several statements: a helper function computes the value.
+        helper = self._fresh(f"compute_{name}")
+        objects = sorted(self._objects_in(slice_stmts))
+        params = objects + args
+        body = [s.visit(_Substitute({k: v for k, v in substitutions.items() if k not in args}))
+                for s in slice_stmts]
+        lines = [f"def {helper}({', '.join(params)}):"]
+        for stmt in body:
+            lines.append(self.indent + _RENDER.code_for_node(stmt).strip())
+        lines.append(f"{self.indent}return {name}")
+        self.helpers.append("\n".join(lines) + "\n")
+        call_args = objects + [_RENDER.code_for_node(feeds[a]) for a in args]
+        return cst.parse_expression(f"{helper}({', '.join(call_args)})")
+
+    def _objects_in(self, slice_stmts) -> Set[str]:
+        used: Set[str] = set()
+        for stmt in slice_stmts:
+            used |= _names_in(stmt.body[0].value)
+        return used & self.model_objects
+
+    def _step_call(self, op: TrainOp, results: List[str], feeds) -> cst.BaseExpression:
+        slice_stmts = self._slice(results + [op.loss])
+        args, substitutions = self._inputs_of(slice_stmts, feeds)
+        key = op.name
+        if key in self.step_names:
+            if self.step_signature[key] != args or self.fed_literals[key].keys() != substitutions.keys() or any(
+                    render(self.fed_literals[key][k]) != render(v) for k, v in substitutions.items()):
+                raise Unmappable(f"{op.name} is run with different feeds in different places")
+        else:
+            self._make_step(op, results, slice_stmts, args, substitutions)
+        objects = sorted(self._objects_in(slice_stmts))
+        call_args = objects + [op.optimizer] + [_RENDER.code_for_node(feeds[a]) for a in args]
+        return cst.parse_expression(f"{self.step_names[key]}({', '.join(call_args)})")
+
+    def _make_step(self, op: TrainOp, results, slice_stmts, args, substitutions) -> None:
+        objects = sorted(self._objects_in(slice_stmts))
+        if not objects:
+            raise Unmappable(f"the loss of {op.name} uses no model object")
+        stem = re.sub(r"_?train_op$|^train_op_?", "", op.name)
+        name = self._fresh(f"train_{stem}_step" if stem else "train_step")
+        self.step_names[op.name] = name
+        self.step_signature[op.name] = args
+        self.fed_literals[op.name] = substitutions
+        ind = self.indent
+        used = set()
+        for stmt in slice_stmts:
+            used |= _names_in(stmt.body[0].value)
+        lines = [f"@{self.tf}.function", f"def {name}({', '.join(objects + ['optimizer'] + args)}):"]
+        for alias in sorted(used & set(self.plain_aliases)):
+            lines.append(ind + _RENDER.code_for_node(self.plain_aliases[alias]).strip())
+        lines.append(f"{ind}with {self.tf}.GradientTape() as tape:")
+        for stmt in slice_stmts:
+            new = stmt.visit(_Substitute(substitutions)).visit(_LossRewriter(self))
+            text = _RENDER.code_for_node(new.with_changes(leading_lines=[])).strip()
+            lines.extend(ind * 2 + line for line in text.splitlines())
+        variables = " + ".join(f"{o}.trainable_variables" for o in objects)
+        lines.append(f"{ind}variables = {variables}")
+        lines.append(f"{ind}gradients = tape.gradient({op.loss}, variables)")
+        lines.append(f"{ind}optimizer.apply_gradients(zip(gradients, variables))")
+        if results:
+            lines.append(f"{ind}return {', '.join(results)}")
+        self.helpers.append("\n".join(lines) + "\n")
+        self.graph_used_in_steps = True
+
+    # -- checks ---------------------------------------------------------------------------------
+    def _plain_check(self, stmt):
+        if _names_in(stmt) & (set(self.placeholders) | set(self.train_ops)):
+            raise Unmappable("graph tensors used after the Session closed")
+        return stmt
+
+    def _fresh(self, base: str) -> str:
+        name, n = base, 2
+        while name in self.taken:
+            name, n = f"{base}_{n}", n + 1
+        self.taken.add(name)
+        return name
+
+    def _validate(self, body) -> None:
+        leftovers = (set(self.placeholders) | set(self.train_ops) | self.update_ops_names | {self.sess}
+                     | self.global_steps)
+        module = cst.Module(body=body)
+        names = _names_in(module)
+        # Graph tensors may remain only where a step or eval expression recomputes them.
+        stale = (names & leftovers) | (names & self.graph_names)
+        if stale:
+            raise Unmappable(f"`{sorted(stale)[0]}` is still used as a TF1 graph value")
+        for source in self.helpers + [module.code]:
+            for name in _tf_names(source, self.resolve):
+                if not exists_in_tf2(name):
+                    raise Unmappable(f"{name.replace('tensorflow.', 'tf.')} has no TF2 mapping yet")
+
+
+class _LossRewriter(cst.CSTTransformer):
+    """tf.losses.* (TF1) -> the TF2 expression with the same reduction."""
+
+    def __init__(self, conv: ProgramConverter):
+        super().__init__()
+        self.conv = conv
+
+    def leave_Call(self, original, updated):
+        api = self.conv.resolve(original.func)
+        if api not in _LOSSES:
+            return updated
+        first, second, template = _LOSSES[api]
+        bound = {}
+        for index, arg in enumerate(updated.args):
+            key = arg.keyword.value if arg.keyword else [first, second][index] if index < 2 else None
+            if key not in (first, second):
+                raise Unmappable(f"{api.replace('tensorflow.', 'tf.')} with weights or other arguments")
+            bound[key] = _RENDER.code_for_node(arg.value)
+        return cst.parse_expression(template.format(tf=self.conv.tf, labels=bound[first], logits=bound[second]))
+
+
+class _RunRewriter(cst.CSTTransformer):
+    def __init__(self, conv: ProgramConverter):
+        super().__init__()
+        self.conv = conv
+
+    def leave_Call(self, original, updated):
+        if self.conv._is_run(original):
+            return self.conv._run(updated, None)
+        return updated
+
+
+def _tf_names(source: str, resolve) -> Set[str]:
+    found: Set[str] = set()
+    module = cst.parse_module(source)
+
+    class V(cst.CSTVisitor):
+        def visit_Attribute(self, node):
+            name = resolve(node)
+            if name is not None and (name.startswith("tensorflow.") or name.startswith("tf_slim")):
+                if "keras" not in (dotted(node) or ""):
+                    found.add(name if not name.startswith("tf_slim") else "tensorflow.contrib." + name)
+                return False
+            return True
+
+    module.visit(V())
+    return found
+
+
+def _assigned_in(func) -> Set[str]:
+    names: Set[str] = set()
+
+    class V(cst.CSTVisitor):
+        def visit_AssignTarget(self, node):
+            names.update(_target_names(node.target))
+
+        def visit_For(self, node):
+            names.update(_target_names(node.target))
+
+    func.visit(V())
+    return names
