@@ -94,7 +94,7 @@ class TrainSteps(RewriteRule):
             start, end = original_ranges.get(name, (0, 0))
             try:
                 plan = ProgramConverter(stmt, resolve, tf_alias, model_classes, taken,
-                                        module.default_indent).convert()
+                                        module.default_indent, _default_names(module)).convert()
             except Unmappable as exc:
                 new_body.append(_mark(stmt, str(exc)))
                 findings.append(Finding(ctx.path, start, 1, "TFM401",
@@ -105,7 +105,11 @@ class TrainSteps(RewriteRule):
                 helper = cst.parse_statement(source, config=module.config_for_parsing)
                 new_body.append(helper.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()]))
             new_body.append(plan.new_function)
-            behaviour = any(code == "TFM206" for code, _ in plan.notes)
+            behaviour = any(code in ("TFM206", "TFM403") for code, _ in plan.notes)
+            for code, message in plan.notes:
+                if code == "TFM403":
+                    findings.append(Finding(ctx.path, start, 1, code, message, fixed=True,
+                                            rewrite_class=BEHAVIOUR_CHANGE))
             findings.append(Finding(ctx.path, start, 1, self.code,
                                     f"`{name}` now trains with GradientTape train steps",
                                     fixed=True, rewrite_class=BEHAVIOUR_CHANGE if behaviour else EXACT))
@@ -175,3 +179,22 @@ def _first_definition_index(body) -> int:
         if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
             return index
     return len(body)
+
+
+def _default_names(module: cst.Module):
+    """class -> the name its __init__ gives by default (`kwargs.setdefault("name", "generator")`)."""
+    names = {}
+    for stmt in module.body:
+        if not isinstance(stmt, cst.ClassDef):
+            continue
+
+        class V(cst.CSTVisitor):
+            def visit_Call(self, node):
+                if (dotted(node.func) == "kwargs.setdefault" and len(node.args) == 2
+                        and isinstance(node.args[0].value, cst.SimpleString)
+                        and node.args[0].value.evaluated_value == "name"
+                        and isinstance(node.args[1].value, cst.SimpleString)):
+                    names[stmt.name.value] = node.args[1].value.evaluated_value
+
+        stmt.visit(V())
+    return names

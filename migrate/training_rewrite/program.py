@@ -65,6 +65,7 @@ class TrainOp:
     loss: str
     optimizer: str  # name of the optimizer object in the program
     returns_loss: bool = False  # slim's create_train_op: running it yields the loss
+    var_prefix: Optional[str] = None  # var_list = the trainable variables under this scope
 
 
 @dataclass
@@ -133,11 +134,12 @@ class _Substitute(cst.CSTTransformer):
 
 class ProgramConverter:
     def __init__(self, func: cst.FunctionDef, resolve, tf_alias: str, model_classes: Set[str],
-                 taken_names: Set[str], indent: str):
+                 taken_names: Set[str], indent: str, model_names: Optional[Dict[str, str]] = None):
         self.func = func
         self.resolve = resolve
         self.tf = tf_alias
         self.model_classes = model_classes
+        self.model_names = model_names or {}  # class -> its default Keras name (the TF1 scope)
         self.taken = taken_names  # shared by every program of the module: names stay unique
         self.indent = indent
         self.placeholders: Dict[str, Placeholder] = {}
@@ -150,6 +152,10 @@ class ProgramConverter:
         self.variables: Set[str] = set()  # tf.Variable objects created by the program
         self.global_steps: Set[str] = set()  # names of the TF1 global step (optimizer.iterations)
         self.step_optimizer: Dict[str, str] = {}  # global step name -> the optimizer counting it
+        self.optimizer_feeds: Dict[str, Dict[str, str]] = {}  # optimizer -> {hyper-param: placeholder}
+        self.trainable_names: Set[str] = set()  # `t_vars = tf.trainable_variables()`
+        self.var_filters: Dict[str, str] = {}  # `d_vars = [v for v in t_vars if v.name.startswith(p)]`
+        self.object_classes: Dict[str, str] = {}
         self.plain_aliases: Dict[str, cst.SimpleStatementLine] = {}
         self.helpers: List[str] = []
         self.step_names: Dict[str, str] = {}  # train op -> step function
@@ -233,6 +239,13 @@ class ProgramConverter:
             return []
         if api in OPTIMIZER_NAMES and len(targets) == 1:
             return self._optimizer(targets[0], api, value, stmt)
+        if api == "tensorflow.trainable_variables" and len(targets) == 1 and not value.args:
+            self.trainable_names.add(targets[0])
+            return []
+        prefix = self._scope_filter(value)
+        if prefix is not None and len(targets) == 1:
+            self.var_filters[targets[0]] = prefix
+            return []
         if api in GLOBAL_STEP and len(targets) == 1 and not value.args:
             self.global_steps.add(targets[0])
             return []
@@ -247,6 +260,8 @@ class ProgramConverter:
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and \
                 value.func.value in self.model_classes:
             self.model_objects.update(targets)
+            for target in targets:
+                self.object_classes[target] = value.func.value
             return [stmt]
         used = _names_in(value)
         if used & (set(self.placeholders) | self.graph_names | self.model_objects):
@@ -258,6 +273,27 @@ class ProgramConverter:
             # An alias such as `xent = tf.nn.sigmoid_cross_entropy_with_logits`: train steps copy it.
             self.plain_aliases[targets[0]] = stmt
         return [stmt]
+
+    def _scope_filter(self, node) -> Optional[str]:
+        """`[v for v in t_vars if v.name.startswith('scope/')]` -> 'scope'."""
+        if not (isinstance(node, cst.ListComp) and len(node.for_in.ifs) == 1
+                and node.for_in.inner_for_in is None):
+            return None
+        source = node.for_in.iter
+        if not ((isinstance(source, cst.Name) and source.value in self.trainable_names) or
+                (isinstance(source, cst.Call) and self.resolve(source.func) == "tensorflow.trainable_variables")):
+            return None
+        test = node.for_in.ifs[0].test
+        if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Attribute)
+                and test.func.attr.value == "startswith" and len(test.args) == 1):
+            return None
+        prefix = literal(test.args[0].value)
+        target = node.for_in.target
+        if not (isinstance(prefix, str) and isinstance(target, cst.Name)
+                and dotted(test.func.value) == f"{target.value}.name"
+                and isinstance(node.elt, cst.Name) and node.elt.value == target.value):
+            return None
+        return prefix.rstrip("/")
 
     def _is_update_ops(self, node) -> bool:
         if isinstance(node, cst.Name):
@@ -272,15 +308,25 @@ class ProgramConverter:
 
     def _optimizer(self, name: str, api: str, call: cst.Call, stmt) -> List[cst.BaseStatement]:
         keras = map_optimizer(api, call)
-        free = sorted(set().union(*[_names_in(cst.parse_expression(v)) for _, v in keras.arguments])
-                      & (set(self.placeholders) | self.graph_names))
-        if free:
-            raise Unmappable(f"optimizer hyper-parameter fed at run time ({free[0]}): make it a "
-                             "Keras schedule or an optimizer argument by hand")
+        fed: Dict[str, str] = {}
+        arguments = []
+        for key, value in keras.arguments:
+            names = _names_in(cst.parse_expression(value))
+            if names & self.graph_names:
+                raise Unmappable(f"optimizer hyper-parameter computed in the graph ({key})")
+            if names & set(self.placeholders):
+                if not (key == "learning_rate" and value in self.placeholders):
+                    raise Unmappable(f"optimizer hyper-parameter {key} fed at run time")
+                # Fed every step in TF1: the train step assigns the fed value before updating.
+                fed[key] = value
+                value = "0.0"
+            arguments.append((key, value))
+        keras.arguments = arguments
+        self.optimizer_feeds[name] = fed
         self.optimizers[name] = keras
         self.needs_tf1_rmsprop |= keras.needs_tf1_rmsprop
-        factory = self._fresh("make_optimizer" if not self.optimizers.keys() - {name}
-                              else f"make_{name}")
+        # `optimizer` -> make_optimizer(), `d_optimizer` -> make_d_optimizer() (one per GAN network).
+        factory = self._fresh(f"make_{name}")
         params = self._local_params(keras)
         self.helpers.append(
             f"def {factory}({', '.join(params)}):\n"
@@ -312,6 +358,7 @@ class ProgramConverter:
         else:
             raise Unmappable("minimize on an optimizer the rewrite does not know")
         args = [a for a in call.args]
+        var_prefix = None
         loss = args[0].value if args else None
         if not isinstance(loss, cst.Name) or loss.value not in self.graph_names:
             raise Unmappable("minimize of an expression, not a loss computed in the program")
@@ -322,12 +369,14 @@ class ProgramConverter:
                     raise Unmappable("minimize(global_step=...) of a step the rewrite does not know")
                 self.step_optimizer[arg.value.value] = opt_name
             elif key == "var_list":
-                raise Unmappable("minimize(var_list=...): per-network train steps are not done yet")
+                if not (isinstance(arg.value, cst.Name) and arg.value.value in self.var_filters):
+                    raise Unmappable("minimize(var_list=...) with a list the rewrite cannot map to a model")
+                var_prefix = self.var_filters[arg.value.value]
             else:
                 raise Unmappable(f"minimize argument {key or 'positional'} is not supported yet")
         if not wired:
             self.notes.append(("TFM206", "this train op never ran UPDATE_OPS"))
-        self.train_ops[name] = TrainOp(name, loss.value, opt_name)
+        self.train_ops[name] = TrainOp(name, loss.value, opt_name, var_prefix=var_prefix)
         return prelude
 
     def _create_train_op(self, name: str, call: cst.Call, stmt) -> List[cst.BaseStatement]:
@@ -550,6 +599,11 @@ class ProgramConverter:
             self._make_step(op, results, slice_stmts, args, substitutions)
         objects = sorted(self._objects_in(slice_stmts))
         call_args = objects + [op.optimizer] + [_RENDER.code_for_node(feeds[a]) for a in args]
+        for placeholder in self.optimizer_feeds.get(op.optimizer, {}).values():
+            if placeholder not in feeds:
+                raise Unmappable(f"{placeholder} is not fed where {op.name} runs")
+            call_args.append(f"{self.tf}.convert_to_tensor({_RENDER.code_for_node(feeds[placeholder])}, "
+                             f"{self.tf}.float32)")
         return cst.parse_expression(f"{self.step_names[key]}({', '.join(call_args)})")
 
     def _make_step(self, op: TrainOp, results, slice_stmts, args, substitutions) -> None:
@@ -565,7 +619,11 @@ class ProgramConverter:
         used = set()
         for stmt in slice_stmts:
             used |= _names_in(stmt.body[0].value)
-        lines = [f"@{self.tf}.function", f"def {name}({', '.join(objects + ['optimizer'] + args)}):"]
+        hyper = self.optimizer_feeds.get(op.optimizer, {})
+        params = objects + ["optimizer"] + args + [p for p in hyper.values() if p not in args]
+        lines = [f"@{self.tf}.function", f"def {name}({', '.join(params)}):"]
+        for key, placeholder in hyper.items():
+            lines.append(f"{ind}optimizer.{key}.assign({placeholder})  # fed at each step in TF1")
         for alias in sorted(used & set(self.plain_aliases)):
             lines.append(ind + _RENDER.code_for_node(self.plain_aliases[alias]).strip())
         lines.append(f"{ind}with {self.tf}.GradientTape() as tape:")
@@ -573,7 +631,19 @@ class ProgramConverter:
             new = stmt.visit(_Substitute(substitutions)).visit(_LossRewriter(self))
             text = _RENDER.code_for_node(new.with_changes(leading_lines=[])).strip()
             lines.extend(ind * 2 + line for line in text.splitlines())
-        variables = " + ".join(f"{o}.trainable_variables" for o in objects)
+        trained = objects
+        if op.var_prefix is not None:
+            trained = [o for o in objects
+                       if self.model_names.get(self.object_classes.get(o, "")) == op.var_prefix]
+            if len(trained) != 1:
+                raise Unmappable(f"var_list of {op.name}: no single model is named {op.var_prefix!r}")
+            others = [o for o in objects if o not in trained]
+            if others:
+                self.notes.append(("TFM403", f"{name} calls {', '.join(others)} with training=True: "
+                                             "Keras also updates its batch-norm statistics, which the "
+                                             "TF1 program's scoped UPDATE_OPS did not (behaviour change; "
+                                             "losses and weights are unaffected)"))
+        variables = " + ".join(f"{o}.trainable_variables" for o in trained)
         lines.append(f"{ind}variables = {variables}")
         lines.append(f"{ind}gradients = tape.gradient({op.loss}, variables)")
         lines.append(f"{ind}optimizer.apply_gradients(zip(gradients, variables))")
