@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from migrate import bn_mapping
-from migrate.model_rewrite import analysis
+from migrate.model_rewrite import analysis, fused_bn
 from migrate.model_rewrite.analysis import FunctionInfo, VARIABLE_SCOPES, dotted
 from migrate.model_rewrite.layers import (LAYER_APIS, LAYER_CLASS_APIS, KerasLayer, Unmappable,
                                           literal, map_batch_norm_layer, map_layer_call, render)
@@ -54,6 +54,7 @@ class ConvertedFunction:
     class_source: str
     layers: List[LayerRecord]
     notes: List[Tuple[str, str]]  # (code, message) reported for this function
+    uses_fused_compat: bool = False
 
 
 @dataclass
@@ -107,6 +108,7 @@ class FunctionConverter:
         self.indent = indent
         self.options = options
         self.preferred_quote = "'"
+        self.uses_fused_compat = False
         # The TF1 program never ran UPDATE_OPS: its collected batch norms never updated.
         self.forgotten_update_ops = forgotten_update_ops
         self.init = _Init()
@@ -179,11 +181,12 @@ class FunctionConverter:
                              weight_names=layer.weight_names)
         if layer.batch_norm is not None:
             record.fused_batch_norm = layer.batch_norm.fused
-            if layer.batch_norm.fused in ("rank", "always") and not any(
+            if layer.batch_norm.fused in ("rank", "always") and not layer.custom_class and not any(
                     code == "TFM302" for code, _ in self.notes):
-                self.notes.append(("TFM302", "batch norm ran fused in TF1: Keras 3 skips Bessel's "
-                                             "n/(n-1) correction of the moving variance (bounded "
-                                             "divergence, about 1/(n-1) relative; verify names it)"))
+                self.notes.append(("TFM302", "TF1 ran batch norm fused (4-D/5-D input; contrib also "
+                                             "2-D): Keras 3 skips Bessel's n/(n-1) correction of the "
+                                             "moving variance (bounded divergence, about 1/(n-1) "
+                                             "relative; verify names it; --fused-bn exact removes it)"))
         self.layers.append(record)
         return ref
 
@@ -238,7 +241,14 @@ class FunctionConverter:
     def _check_batch_norm(self, layer: KerasLayer) -> None:
         mapping = layer.batch_norm
         if getattr(self.options, "fused_bn", "keras") == "exact" and mapping.may_be_fused:
-            raise Unmappable("--fused-bn exact is not implemented yet")
+            # Reproduce TF1's fused moving-statistics update (Bessel correction, decay rounding).
+            layer.keras_class = fused_bn.CLASS_NAME
+            layer.custom_class = True
+            ranks = "(2, 4)" if mapping.source_api == bn_mapping.CONTRIB else "(4, 5)"
+            layer.ctor_args = list(layer.ctor_args) + [("fused_ranks", bn_mapping.Code(ranks))]
+            if mapping.float32_decay is False:
+                layer.ctor_args.append(("float32_decay", bn_mapping.Code("False")))
+            self.uses_fused_compat = True
         collected = mapping.source_api != bn_mapping.KERAS_V2 and not mapping.updates_inline
         if self.forgotten_update_ops and collected:
             if getattr(self.options, "preserve_bugs", False):
@@ -246,7 +256,7 @@ class FunctionConverter:
                 # the TF1 program that never ran its update ops (measured: zero difference).
                 layer.ctor_args = [(k, v) for k, v in layer.ctor_args if k != "momentum"]
                 layer.ctor_args.insert(0, ("momentum", bn_mapping.Code("1.0")))
-                self.notes.append(("TFM206", "the TF1 program never ran UPDATE_OPS: kept with "
+                self.notes.append(("TFM304", "the TF1 program never ran UPDATE_OPS: kept with "
                                              "momentum=1.0 (--preserve-bugs), moving statistics stay "
                                              "at their initial values as in TF1"))
             else:
@@ -372,7 +382,7 @@ class FunctionConverter:
         call_body = self.convert_block(body)
         call_body = [self._rename_in_call(stmt) for stmt in call_body]
         return ConvertedFunction(self.info, self._class_source(docstring, scope_name, call_body),
-                                 self.layers, self.notes)
+                                 self.layers, self.notes, self.uses_fused_compat)
 
     def convert_block(self, stmts: Sequence[cst.BaseStatement]) -> List[cst.BaseStatement]:
         out: List[cst.BaseStatement] = []

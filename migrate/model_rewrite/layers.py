@@ -51,13 +51,16 @@ class KerasLayer:
     # A batch norm (and activation) the layer runs after itself (slim normalizer_fn).
     followed_by: Optional["KerasLayer"] = None
 
+    custom_class: bool = False  # a class the rewrite defines in the module (not tf.keras.layers)
+
     def constructor(self, name_expr: Optional[str]) -> str:
         parts = []
         for key, value in self.ctor_args:
             parts.append(render(value) if key is None else f"{key}={render(value)}")
         if name_expr is not None:
             parts.append(f"name={name_expr}")
-        return f"tf.keras.layers.{self.keras_class}({', '.join(parts)})"
+        prefix = "" if self.custom_class else "tf.keras.layers."
+        return f"{prefix}{self.keras_class}({', '.join(parts)})"
 
 
 def _literal(node):

@@ -6,7 +6,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate.findings import BOUNDED, BEHAVIOUR_CHANGE, EXACT, Finding
-from migrate.model_rewrite import analysis
+from migrate.model_rewrite import analysis, fused_bn
 from migrate.model_rewrite.convert import ConvertedFunction, FunctionConverter, _RENDER
 from migrate.model_rewrite.layers import LAYER_APIS, LAYER_CLASS_APIS, Unmappable
 from migrate.model_rewrite.tf2_api import exists_in_tf2
@@ -116,6 +116,9 @@ class ModelClasses(RewriteRule):
                 converter.preferred_quote = _preferred_quote(module)
                 result = converter.convert()
                 _validate(result.class_source, ctx)
+                kind = _rewrite_class(result)
+                if getattr(self.options, "safe_only", False) and kind != EXACT:
+                    raise Unmappable(f"a {kind} rewrite, skipped by --safe-only")
                 converted[name] = result
             except Unmappable as exc:
                 failed[name] = str(exc)
@@ -142,6 +145,12 @@ class ModelClasses(RewriteRule):
                                         f"`{name}` left unchanged: {failed[name]}"))
             else:
                 new_body.append(stmt)
+        if any(c.uses_fused_compat for c in converted.values()) and not _defines(module, fused_bn.CLASS_NAME):
+            source = fused_bn.SOURCE if tf_alias == "tf" else re.sub(r"\btf\.", f"{tf_alias}.", fused_bn.SOURCE)
+            index = next((i for i, s in enumerate(new_body)
+                          if isinstance(s, (cst.FunctionDef, cst.ClassDef))), len(new_body))
+            compat = cst.parse_statement(source, config=module.config_for_parsing)
+            new_body.insert(index, compat.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()]))
         module = module.with_changes(body=new_body)
         module = _rewrite_callers(module, {n: c.info for n, c in converted.items()}, functions)
         if converted:
@@ -151,19 +160,14 @@ class ModelClasses(RewriteRule):
     def _resolved(self, ctx, result: ConvertedFunction, start: int, end: int) -> List[Finding]:
         out = []
         info = result.info
-        rewrite_class = EXACT
-        for code, message in result.notes:
-            if code == "TFM302":
-                rewrite_class = BOUNDED if rewrite_class == EXACT else rewrite_class
-        if any(code in ("TFM303", "TFM206") for code, _ in result.notes):
-            rewrite_class = BEHAVIOUR_CHANGE
+        rewrite_class = _rewrite_class(result)
         out.append(Finding(ctx.path, start, 1, self.code,
                            f"`{info.name}` became `{info.class_name}({info.base})` with "
                            f"{len(result.layers)} layer(s)", fixed=True, rewrite_class=rewrite_class))
         for code, message in dict(result.notes).items():
-            if code in ("TFM302", "TFM303", "TFM206"):
-                out.append(Finding(ctx.path, start, 1, code, message, fixed=True,
-                                   rewrite_class=BOUNDED if code == "TFM302" else BEHAVIOUR_CHANGE))
+            if code in ("TFM302", "TFM303", "TFM206", "TFM304"):
+                kind = {"TFM302": BOUNDED, "TFM304": EXACT}.get(code, BEHAVIOUR_CHANGE)
+                out.append(Finding(ctx.path, start, 1, code, message, fixed=True, rewrite_class=kind))
         for finding in getattr(ctx, "findings", []):
             if finding.code in _RESOLVED_CODES and start <= finding.line <= end:
                 out.append(Finding(finding.path, finding.line, finding.col, finding.code,
@@ -196,6 +200,18 @@ def _helpers_first(functions) -> List[str]:
         if info.is_model:
             visit(name)
     return order
+
+
+def _rewrite_class(result: ConvertedFunction) -> str:
+    """exact, bounded (a named, measured divergence) or behaviour-change, from the notes."""
+    codes = {code for code, _ in result.notes}
+    if codes & {"TFM303", "TFM206"}:
+        return BEHAVIOUR_CHANGE
+    return BOUNDED if "TFM302" in codes else EXACT
+
+
+def _defines(module: cst.Module, name: str) -> bool:
+    return any(isinstance(s, (cst.ClassDef, cst.FunctionDef)) and s.name.value == name for s in module.body)
 
 
 def _preferred_quote(module: cst.Module) -> str:

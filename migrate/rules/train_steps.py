@@ -93,12 +93,20 @@ class TrainSteps(RewriteRule):
             name = stmt.name.value
             start, end = original_ranges.get(name, (0, 0))
             try:
-                plan = ProgramConverter(stmt, resolve, tf_alias, model_classes, taken,
-                                        module.default_indent, _default_names(module)).convert()
+                converter = ProgramConverter(stmt, resolve, tf_alias, model_classes, taken,
+                                             module.default_indent, _default_names(module))
+                converter.preserve_bugs = bool(getattr(self.options, "preserve_bugs", False))
+                plan = converter.convert()
             except Unmappable as exc:
                 new_body.append(_mark(stmt, str(exc)))
                 findings.append(Finding(ctx.path, start, 1, "TFM401",
                                         f"`{name}` left unchanged: {exc}"))
+                continue
+            if getattr(self.options, "safe_only", False) and any(
+                    code in ("TFM206", "TFM403") for code, _ in plan.notes):
+                reason = "a behaviour-change rewrite, skipped by --safe-only"
+                new_body.append(_mark(stmt, reason))
+                findings.append(Finding(ctx.path, start, 1, "TFM401", f"`{name}` left unchanged: {reason}"))
                 continue
             needs_rmsprop |= plan.needs_tf1_rmsprop
             for source in plan.helpers:
@@ -115,9 +123,11 @@ class TrainSteps(RewriteRule):
                                     fixed=True, rewrite_class=BEHAVIOUR_CHANGE if behaviour else EXACT))
             for finding in getattr(ctx, "findings", []):
                 if finding.code in _RESOLVED_CODES and start <= finding.line <= end:
+                    kind = finding.rewrite_class or EXACT
+                    if finding.code == "TFM206" and converter.preserve_bugs:
+                        kind = EXACT  # the model rewrite kept the never-updated statistics
                     findings.append(Finding(finding.path, finding.line, finding.col, finding.code,
-                                            finding.message, fixed=True,
-                                            rewrite_class=finding.rewrite_class or EXACT))
+                                            finding.message, fixed=True, rewrite_class=kind))
         if needs_rmsprop and "TF1RMSprop" not in taken:
             index = _first_definition_index(new_body)
             cls = cst.parse_statement(TF1_RMSPROP_CLASS, config=module.config_for_parsing)

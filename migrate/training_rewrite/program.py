@@ -140,6 +140,7 @@ class ProgramConverter:
         self.tf = tf_alias
         self.model_classes = model_classes
         self.model_names = model_names or {}  # class -> its default Keras name (the TF1 scope)
+        self.preserve_bugs = False
         self.taken = taken_names  # shared by every program of the module: names stay unique
         self.indent = indent
         self.placeholders: Dict[str, Placeholder] = {}
@@ -374,7 +375,7 @@ class ProgramConverter:
                 var_prefix = self.var_filters[arg.value.value]
             else:
                 raise Unmappable(f"minimize argument {key or 'positional'} is not supported yet")
-        if not wired:
+        if not wired and not self.preserve_bugs:
             self.notes.append(("TFM206", "this train op never ran UPDATE_OPS"))
         self.train_ops[name] = TrainOp(name, loss.value, opt_name, var_prefix=var_prefix)
         return prelude
