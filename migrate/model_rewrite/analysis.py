@@ -105,6 +105,11 @@ class _Uses(cst.CSTVisitor):
                 for arg in node.args:
                     if arg.keyword is not None and arg.keyword.value == "reuse":
                         self.reuse_values.append(arg.value)
+        if api == "tensorflow.cond" and len(node.args) >= 3 and all(
+                isinstance(a.value, cst.Lambda) and isinstance(a.value.body, cst.Call)
+                and self.resolve(a.value.body.func) in LAYER_APIS for a in node.args[1:3]):
+            # tf.cond(flag, lambda: layer(..., training=True), lambda: layer(..., training=False))
+            self.training_values.append(node.args[0].value)
         if isinstance(node.func, cst.Call) and self.resolve(node.func.func) in LAYER_CLASS_APIS:
             positional = [a for a in node.args if a.keyword is None]
             if positional:

@@ -647,12 +647,25 @@ class _CallRewriter(cst.CSTTransformer):
         self.conv = converter
         self.produced_tensor = False
 
+        self.cond_replacements: Dict[cst.Call, cst.BaseExpression] = {}
+
     def visit_Lambda(self, node):
         if _contains_layers(node, self.conv):
-            raise Unmappable("layers built inside a lambda (tf.cond branches need the cond rewrite)")
+            raise Unmappable("layers built inside a lambda that is not a tf.cond on the training flag")
+        return True
+
+    def visit_Call(self, node: cst.Call):
+        merged = _training_cond(node, self.conv)
+        if merged is not None:
+            # tf.cond(flag, lambda: layer(x, training=True), lambda: layer(x, training=False,
+            # reuse=True)) is one layer called with training=flag.
+            self.cond_replacements[node] = merged.visit(self)
+            return False
         return True
 
     def leave_Call(self, original: cst.Call, updated: cst.Call):
+        if original in self.cond_replacements:
+            return self.cond_replacements.pop(original)
         conv = self.conv
         func = original.func
         api = conv.resolve(func)
@@ -958,3 +971,49 @@ def _wrap(line: str, pad: str, indent: str) -> List[str]:
     if len(one_line) <= LINE_LIMIT:
         return [pad + head, one_line, pad + tail]
     return [pad + head] + [pad + indent + a + "," for a in args] + [pad + tail]
+
+
+def _training_cond(node: cst.Call, conv) -> Optional[cst.Call]:
+    """The single layer call a `tf.cond` over the training flag stands for, or None."""
+    if conv.resolve(node.func) != "tensorflow.cond" or len(node.args) < 3:
+        return None
+    pred, true_fn, false_fn = (a.value for a in node.args[:3])
+    if any(a.keyword is not None and a.keyword.value not in ("pred", "true_fn", "false_fn")
+           for a in node.args):
+        return None
+    if not (isinstance(true_fn, cst.Lambda) and isinstance(false_fn, cst.Lambda)
+            and not true_fn.params.params and not false_fn.params.params
+            and isinstance(true_fn.body, cst.Call) and isinstance(false_fn.body, cst.Call)):
+        return None
+    calls = (true_fn.body, false_fn.body)
+    api = conv.resolve(calls[0].func)
+    if api not in LAYER_APIS or conv.resolve(calls[1].func) != api:
+        return None
+
+    def normalised(call, expected):
+        flag = None
+        kept = []
+        for arg in call.args:
+            key = arg.keyword.value if arg.keyword is not None else None
+            if key in ("training", "is_training"):
+                flag = literal(arg.value)
+                continue
+            if key == "reuse":
+                continue
+            kept.append(arg)
+        if flag is not expected:
+            return None
+        signature = [(a.keyword.value if a.keyword is not None else None, _RENDER.code_for_node(a.value))
+                     for a in kept]
+        return signature, call
+
+    first, second = normalised(calls[0], True), normalised(calls[1], False)
+    if first is None or second is None or first[0] != second[0]:
+        return None
+    key = "is_training" if any(a.keyword is not None and a.keyword.value == "is_training"
+                               for a in calls[0].args) else "training"
+    args = [a for a in calls[0].args
+            if not (a.keyword is not None and a.keyword.value in ("training", "is_training", "reuse"))]
+    if args:
+        args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+    return calls[0].with_changes(args=[*args, _kwarg(key, pred)])
