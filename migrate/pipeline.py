@@ -30,6 +30,7 @@ class Options:
     fused_bn: str = "keras"  # "keras" or "exact" (emit the TF1 fused-BN compat layer)
     safe_only: bool = False
     preserve_bugs: bool = False
+    tree_index: object = None  # migrate.tree_index.TreeIndex: model helpers of the other files
 
 
 @dataclass
@@ -51,10 +52,12 @@ class FileResult:
         return [f for f in self.findings if not f.fixed]
 
 
-def migrate_source(raw: bytes, path: str, rules: Sequence[Type[Rule]], options: Options) -> FileResult:
+def migrate_source(raw: bytes, path: str, rules: Sequence[Type[Rule]], options: Options,
+                   module_name: Optional[str] = None) -> FileResult:
+    """`module_name` (dotted, e.g. `pkg.model`) lets rewrites use helpers of other tree files."""
     result = FileResult(path=path)
     try:
-        _migrate(raw, path, rules, options, result)
+        _migrate(raw, path, rules, options, result, module_name)
     except SourceError as exc:
         result.error = str(exc)
         result.findings = []
@@ -70,7 +73,7 @@ def migrate_source(raw: bytes, path: str, rules: Sequence[Type[Rule]], options: 
     return result
 
 
-def _migrate(raw, path, rules, options, result) -> None:
+def _migrate(raw, path, rules, options, result, module_name=None) -> None:
     source = decode_source(raw)
     text = source.text
     active = [rule_cls for rule_cls in rules if rule_cls.applies_to_text(text)]
@@ -78,6 +81,7 @@ def _migrate(raw, path, rules, options, result) -> None:
         return
     tree = parse_python(text, path)
     ctx = ModuleContext(path, text, tree)
+    ctx.module_name = module_name
     instances = [rule_cls(options) for rule_cls in active]
     findings_by_rule = {rule: list(rule.check(ctx)) for rule in instances}
 

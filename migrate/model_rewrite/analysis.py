@@ -69,6 +69,7 @@ class FunctionInfo:
     class_name: str = ""
     base: str = "tf.keras.Model"
     called_from_program: bool = False
+    external: bool = False  # a helper defined in another module of the tree (see tree_index)
 
 
 class _Uses(cst.CSTVisitor):
@@ -114,8 +115,9 @@ class _Uses(cst.CSTVisitor):
             positional = [a for a in node.args if a.keyword is None]
             if positional:
                 self.tensor_exprs.append(positional[0].value)
-        if isinstance(node.func, cst.Name) and node.func.value in self.module_functions:
-            self.helpers.add(node.func.value)
+        key = dotted(node.func)
+        if key is not None and key in self.module_functions:
+            self.helpers.add(key)
             self.helper_calls.append(node)
         for arg in node.args:
             if arg.keyword is None:
@@ -165,16 +167,31 @@ def _param_of(expr, params) -> Optional[str]:
     return expr.value if isinstance(expr, cst.Name) and expr.value in params else None
 
 
-def analyse_module(module: cst.Module, resolve) -> Dict[str, FunctionInfo]:
+def analyse_module(module: cst.Module, resolve, externals=None) -> Dict[str, FunctionInfo]:
+    """Model functions of `module`; `externals` are helpers imported from other modules of the
+    tree ({local callable name: (tree_index.ExternalHelper, class spelling here)})."""
     functions: Dict[str, FunctionInfo] = {}
     for stmt in module.body:
         if isinstance(stmt, cst.FunctionDef) and not stmt.asynchronous:
             params = [p.name.value for p in stmt.params.params]
             defaults = {p.name.value: p.default for p in stmt.params.params if p.default is not None}
             functions[stmt.name.value] = FunctionInfo(stmt, stmt.name.value, params, defaults)
+    for local, (helper, class_spelling) in (externals or {}).items():
+        if local in functions:
+            continue  # a local definition shadows the import
+        functions[local] = FunctionInfo(
+            node=None, name=helper.name, params=list(helper.params),
+            defaults={p: cst.parse_expression(v) for p, v in helper.defaults},
+            is_model=True, training_param=helper.training_param,
+            reuse_params=set(helper.reuse_params), scope_param=helper.scope_param,
+            scope_name=cst.parse_expression(helper.scope_name) if helper.scope_name else None,
+            tensor_params=list(helper.tensor_params), config_params=list(helper.config_params),
+            class_name=class_spelling, base=helper.base, external=True)
     names = set(functions)
     uses: Dict[str, _Uses] = {}
     for name, info in functions.items():
+        if info.external:
+            continue
         visitor = _Uses(resolve, names - {name})
         info.node.visit(visitor)
         uses[name] = visitor
@@ -186,18 +203,20 @@ def analyse_module(module: cst.Module, resolve) -> Dict[str, FunctionInfo]:
     while changed:
         changed = False
         for name, info in functions.items():
-            if info.is_model or info.is_program:
+            if info.is_model or info.is_program or info.external:
                 continue
             if uses[name].builds_layers or any(functions[h].is_model for h in info.calls_helpers):
                 info.is_model = True
                 changed = True
 
     for name, info in functions.items():
-        if not info.is_model:
+        if not info.is_model or info.external:
             continue
         _classify_params(info, uses[name], functions, resolve)
     called_by_models: Set[str] = set()
     for name, info in functions.items():
+        if info.external:
+            continue
         for helper in info.calls_helpers:
             if not functions[helper].is_model:
                 continue
@@ -207,11 +226,11 @@ def analyse_module(module: cst.Module, resolve) -> Dict[str, FunctionInfo]:
                 functions[helper].called_from_program = True
     for name, info in functions.items():
         # A model nothing else in the module builds on is a model the program uses.
-        if info.is_model and name not in called_by_models:
+        if info.is_model and not info.external and name not in called_by_models:
             info.called_from_program = True
     taken = set(names)
     for name, info in functions.items():
-        if info.is_model:
+        if info.is_model and not info.external:
             info.base = "tf.keras.Model" if info.called_from_program else "tf.keras.layers.Layer"
             class_name = camel_case(name)
             while class_name in taken:
@@ -226,7 +245,7 @@ def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> Non
     training = {p for p in (_param_of(v, params) for v in uses.training_values) if p}
     # A helper's training parameter, passed positionally or by keyword.
     for call in uses.helper_calls:
-        helper = functions[call.func.value]
+        helper = functions[dotted(call.func)]
         for index, arg in enumerate(call.args):
             target = (arg.keyword.value if arg.keyword is not None
                       else (helper.params[index] if index < len(helper.params) else None))
@@ -252,7 +271,7 @@ def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> Non
     for expr in uses.tensor_exprs:
         worklist.extend(_names_in_tensor_position(expr))
     for call in uses.helper_calls:
-        helper = functions[call.func.value]
+        helper = functions[dotted(call.func)]
         for index, arg in enumerate(call.args):
             target = (arg.keyword.value if arg.keyword is not None
                       else (helper.params[index] if index < len(helper.params) else None))

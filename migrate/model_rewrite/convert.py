@@ -109,6 +109,7 @@ class FunctionConverter:
         self.options = options
         self.preferred_quote = "'"
         self.uses_fused_compat = False
+        self.imported_names: Set[str] = set()  # names bound by imports of non-TF modules
         # The TF1 program never ran UPDATE_OPS: its collected batch norms never updated.
         self.forgotten_update_ops = forgotten_update_ops
         self.init = _Init()
@@ -685,10 +686,15 @@ class _CallRewriter(cst.CSTTransformer):
             args = [cst.Arg(tensor)] + ([_kwarg("training", training)] if training is not None else [])
             self.produced_tensor = True
             return cst.Call(conv.local_layers[func.value], args)
-        if isinstance(func, cst.Name) and func.value in conv.functions and \
-                conv.functions[func.value].is_model and func.value != conv.info.name:
+        key = dotted(func)
+        if key in conv.functions and conv.functions[key].is_model and key != conv.info.name:
             self.produced_tensor = True
-            return conv.helper_call(conv.functions[func.value], updated)
+            return conv.helper_call(conv.functions[key], updated)
+        root = (key or "").split(".", 1)[0]
+        if api is None and root in conv.imported_names and _mentions(updated, conv.tensor_names):
+            # A function from another module gets tensors: it may build layers (ops.py helpers).
+            raise Unmappable(f"it passes tensors to `{key}` from another module, which this run "
+                             "does not migrate (migrate the whole tree together)")
         if api in _VARIABLE_METHODS:
             positional = [a for a in updated.args if a.keyword is None]
             if len(positional) != 2:
@@ -772,8 +778,8 @@ def _contains_layers(node, conv: FunctionConverter) -> bool:
             api = conv.resolve(n.func)
             if api in LAYER_APIS or api in LAYER_CLASS_APIS:
                 found.append(n)
-            elif isinstance(n.func, cst.Name) and (n.func.value in conv.local_layers or (
-                    n.func.value in conv.functions and conv.functions[n.func.value].is_model)):
+            elif (isinstance(n.func, cst.Name) and n.func.value in conv.local_layers) or (
+                    dotted(n.func) in conv.functions and conv.functions[dotted(n.func)].is_model):
                 found.append(n)
 
     node.visit(V())

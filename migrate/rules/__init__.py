@@ -4,6 +4,7 @@ TFM1xx: batch-norm layers and their arguments.
 TFM2xx: the UPDATE_OPS training pattern.
 TFM3xx: the model rewrite (functions into Keras classes).
 TFM4xx: the training-loop rewrite (Session loops into train steps).
+TFM9xx: about tf-migrate itself (suppression comments).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from migrate.rules.unmappable_batch_norm_argument import UnmappableBatchNormArgu
 from migrate.rules.update_ops_collection import UpdateOpsCollection
 from migrate.rules.update_ops_control_dependencies import UpdateOpsControlDependencies
 from migrate.rules.updates_collections_none import UpdatesCollectionsNone
+from migrate.rules.unused_suppression import UnusedSuppression
 
 ALL_RULES: List[Type[Rule]] = [
     LayersBatchNormalization,
@@ -44,6 +46,7 @@ ALL_RULES: List[Type[Rule]] = [
     ForgottenUpdateOps,
     ModelClasses,
     TrainSteps,  # after ModelClasses: it calls the classes that rule creates
+    UnusedSuppression,  # checked by the runner (migrate/suppressions.py), never run as a rule
 ]
 
 __all__ = ["ALL_RULES", "Rule", "RewriteRule", "select_rules", "rule_by_code", "load_rule_module"]

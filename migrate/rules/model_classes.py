@@ -94,13 +94,21 @@ class ModelClasses(RewriteRule):
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
         positions = wrapper.resolve(PositionProvider)
         resolve = _resolver(ctx)
-        functions = analysis.analyse_module(module, resolve)
+        externals = _externals(ctx, self.options)
+        functions, converted, failed = self.convert_all(module, ctx, resolve, externals)
+        if not converted and not failed:
+            return module, []
+        return self._apply(module, ctx, positions, functions, converted, failed, externals)
+
+    def convert_all(self, module: cst.Module, ctx, resolve, externals=None):
+        """(function infos, converted classes by name, reasons of the failures by name)."""
+        functions = analysis.analyse_module(module, resolve, externals)
         indent = module.default_indent
         converted: Dict[str, ConvertedFunction] = {}
         failed: Dict[str, str] = {}
         forgotten = any(f.code == "TFM206" for f in getattr(ctx, "findings", []))
         for name, info in functions.items():
-            if info.is_program and _builds_layers_itself(info, resolve):
+            if info.is_program and not info.external and _builds_layers_itself(info, resolve):
                 failed[name] = ("it also builds the training machinery (loss, optimizer, "
                                 "EstimatorSpec...): the training-loop rewrite migrates it")
         for name in _helpers_first(functions):
@@ -114,6 +122,7 @@ class ModelClasses(RewriteRule):
                 converter = FunctionConverter(info, functions, resolve, indent, self.options,
                                               forgotten_update_ops=forgotten)
                 converter.preferred_quote = _preferred_quote(module)
+                converter.imported_names = _non_tf_imports(ctx)
                 result = converter.convert()
                 _validate(result.class_source, ctx)
                 kind = _rewrite_class(result)
@@ -122,9 +131,9 @@ class ModelClasses(RewriteRule):
                 converted[name] = result
             except Unmappable as exc:
                 failed[name] = str(exc)
-        if not converted and not failed:
-            return module, []
+        return functions, converted, failed
 
+    def _apply(self, module, ctx, positions, functions, converted, failed, externals):
         tf_alias = _tensorflow_alias(ctx)
         findings: List[Finding] = []
         new_body = []
@@ -154,6 +163,7 @@ class ModelClasses(RewriteRule):
         module = module.with_changes(body=new_body)
         module = _rewrite_callers(module, {n: c.info for n, c in converted.items()}, functions)
         if converted:
+            module = _import_helper_classes(module, converted, functions, externals or {})
             module = _drop_unused_slim_aliases(module, ctx)
         return module, findings
 
@@ -183,6 +193,76 @@ def _resolver(ctx):
     return resolve
 
 
+def _externals(ctx, options):
+    from migrate.tree_index import externals_for
+
+    index = getattr(options, "tree_index", None)
+    return externals_for(index, getattr(ctx, "module_name", None), ctx.tree)
+
+
+def convertible_functions(text: str, ctx, options) -> list:
+    """The functions of one module that the rewrite converts, as tree-index records."""
+    from types import SimpleNamespace
+
+    module = cst.parse_module(text)
+    resolve = _resolver(ctx)
+    rule = ModelClasses(options)
+    functions, converted, _ = rule.convert_all(module, ctx, resolve, None)
+    records = []
+    for name, result in converted.items():
+        info = result.info
+        records.append(SimpleNamespace(
+            name=name, class_name=info.class_name, base=info.base, params=tuple(info.params),
+            defaults=tuple((p, _RENDER.code_for_node(v)) for p, v in info.defaults.items()),
+            tensor_params=tuple(info.tensor_params), config_params=tuple(info.config_params),
+            training_param=info.training_param, scope_param=info.scope_param,
+            reuse_params=tuple(sorted(info.reuse_params)),
+            scope_name=_RENDER.code_for_node(info.scope_name) if info.scope_name is not None else None))
+    return records
+
+
+def _import_helper_classes(module, converted, functions, externals) -> cst.Module:
+    """`from ops import conv_bn_relu` -> `from ops import ConvBnRelu` once the callers use the class."""
+    used_externals = set()
+    for result in converted.values():
+        used_externals |= {h for h in result.info.calls_helpers if functions[h].external}
+    renames = {local: externals[local][1] for local in used_externals
+               if local in externals and "." not in local}
+    if not renames:
+        return module
+    remaining: Dict[str, int] = {}
+
+    class Uses(cst.CSTVisitor):
+        def visit_Name(self, node):
+            remaining[node.value] = remaining.get(node.value, 0) + 1
+
+        def visit_ImportFrom(self, node):
+            return False
+
+    module.visit(Uses())
+
+    class Renamer(cst.CSTTransformer):
+        def leave_ImportFrom(self, original, updated):
+            if isinstance(updated.names, cst.ImportStar):
+                return updated
+            names = []
+            for alias in updated.names:
+                local = alias.evaluated_alias or alias.evaluated_name
+                if local in renames:
+                    new = cst.ImportAlias(name=cst.Name(renames[local]))
+                    if remaining.get(local, 0):
+                        names.extend([alias, new])  # the function is still used here too
+                    else:
+                        names.append(new.with_changes(comma=alias.comma))
+                else:
+                    names.append(alias)
+            if names:
+                names[-1] = names[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            return updated.with_changes(names=names)
+
+    return module.visit(Renamer())
+
+
 def _helpers_first(functions) -> List[str]:
     order: List[str] = []
     seen: Set[str] = set()
@@ -197,9 +277,9 @@ def _helpers_first(functions) -> List[str]:
         order.append(name)
 
     for name, info in functions.items():
-        if info.is_model:
+        if info.is_model and not info.external:
             visit(name)
-    return order
+    return [name for name in order if not functions[name].external]
 
 
 def _rewrite_class(result: ConvertedFunction) -> str:
@@ -208,6 +288,18 @@ def _rewrite_class(result: ConvertedFunction) -> str:
     if codes & {"TFM303", "TFM206"}:
         return BEHAVIOUR_CHANGE
     return BOUNDED if "TFM302" in codes else EXACT
+
+
+def _non_tf_imports(ctx) -> Set[str]:
+    """Local names the module imports from anything but TensorFlow, slim and Keras."""
+    names = set()
+    for node in ast.walk(ctx.tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                local = (alias.asname or alias.name).split(".")[0]
+                if local not in ctx.resolver.bindings:
+                    names.add(local)
+    return names
 
 
 def _defines(module: cst.Module, name: str) -> bool:

@@ -1,0 +1,30 @@
+from migrate.rules.base import Rule
+
+
+class UnusedSuppression(Rule):
+    """
+    ## What it does
+    Reports a `# tf-migrate: ignore[...]` comment that suppresses nothing: no finding
+    with that code is reported on its line, the code is not a tf-migrate rule, or
+    the rule is not enabled in this run (like ruff's RUF100).
+
+    ## Why
+    A stale suppression hides the next real finding on that line. Once a site is
+    migrated, its suppression should go.
+
+    ## Example
+    ```python
+    import tensorflow as tf
+    x = tf.constant(1)  # tf-migrate: ignore[TFM101]   <- nothing to suppress here
+    ```
+    Remove the comment. Suppress TFM901 itself with `# tf-migrate: ignore[TFM901]`,
+    or turn it off with `--ignore TFM901`. File-level `ignore-file` comments are not checked.
+    """
+
+    code = "TFM901"
+    name = "unused-suppression"
+    summary = "a `# tf-migrate: ignore` comment that suppresses nothing"
+    tokens = ()  # never runs as a rule: the runner checks suppressions after the rules
+
+    def check(self, ctx):
+        return ()
