@@ -32,6 +32,8 @@ class ExternalHelper:
     scope_param: Optional[str]
     reuse_params: Tuple[str, ...]
     scope_name: Optional[str]  # source of a literal whole-body variable scope name
+    scope_default: Optional[str] = None
+    scope_default_shared: bool = False
 
 
 @dataclass

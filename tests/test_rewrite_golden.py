@@ -70,6 +70,7 @@ BUILD = {
     "control_dependencies_counter": [("Model", {"counter": "variable"}, [[6, 6, 3]])],
     "train_loop": [("Net", {}, [[4]])],
     "cond_batch_norm": [("Model", {}, [[6]])],
+    "scope_defaults": [("Build", {}, [[5], [5]])],
 }
 # Migrated training code to run end to end (module-level names of the migrated file).
 RUN = {

@@ -64,6 +64,10 @@ class FunctionInfo:
     reuse_params: Set[str] = field(default_factory=set)
     scope_param: Optional[str] = None
     scope_name: Optional[cst.BaseExpression] = None  # whole-body variable_scope name
+    scope_default: Optional[cst.BaseExpression] = None  # its default_name (`scope or 'vgg_16'`)
+    # `scope or 'x'` names the scope 'x' (a second call shares its variables); default_name='x'
+    # makes TF1 uniquify it ('x_1'), so each call builds new variables.
+    scope_default_shared: bool = False
     tensor_params: List[str] = field(default_factory=list)
     config_params: List[str] = field(default_factory=list)
     class_name: str = ""
@@ -185,6 +189,8 @@ def analyse_module(module: cst.Module, resolve, externals=None) -> Dict[str, Fun
             is_model=True, training_param=helper.training_param,
             reuse_params=set(helper.reuse_params), scope_param=helper.scope_param,
             scope_name=cst.parse_expression(helper.scope_name) if helper.scope_name else None,
+            scope_default=cst.parse_expression(helper.scope_default) if helper.scope_default else None,
+            scope_default_shared=helper.scope_default_shared,
             tensor_params=list(helper.tensor_params), config_params=list(helper.config_params),
             class_name=class_spelling, base=helper.base, external=True)
     names = set(functions)
@@ -260,11 +266,22 @@ def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> Non
     body = _body_statements(info.node)
     if len(body) == 1 and isinstance(body[0], cst.With) and len(body[0].items) == 1:
         scope_call = body[0].items[0].item
-        if isinstance(scope_call, cst.Call) and resolve(scope_call.func) in VARIABLE_SCOPES:
-            positional = [a for a in scope_call.args if a.keyword is None]
-            if positional:
-                info.scope_name = positional[0].value
-                info.scope_param = _param_of(info.scope_name, params)
+        if isinstance(scope_call, cst.Call) and resolve(scope_call.func) in VARIABLE_SCOPES \
+                and body[0].items[0].asname is None:
+            positional = [a.value for a in scope_call.args if a.keyword is None]
+            keywords = {a.keyword.value: a.value for a in scope_call.args if a.keyword is not None}
+            name = positional[0] if positional else keywords.get("name_or_scope")
+            default = positional[1] if len(positional) > 1 else keywords.get("default_name")
+            # `variable_scope(scope or 'net')` is `variable_scope(scope, 'net')`.
+            if isinstance(name, cst.BooleanOperation) and isinstance(name.operator, cst.Or) \
+                    and isinstance(name.right, cst.SimpleString) and default is None:
+                name, default = name.left, name.right
+                info.scope_default_shared = True
+            if name is not None:
+                info.scope_name = name
+                info.scope_param = _param_of(name, params)
+                if isinstance(default, cst.SimpleString):
+                    info.scope_default = default
 
     # Tensor parameters: backward closure from the layers' input positions through assignments.
     worklist = []

@@ -315,6 +315,8 @@ class FunctionConverter:
         ctor = [(p, bound[p]) for p in helper.config_params if p in bound]
         tensors = [bound[p] for p in helper.tensor_params if p in bound]
         name_expr = bound.get(helper.scope_param) if helper.scope_param else None
+        if name_expr is not None and literal(name_expr) is None:
+            name_expr = None  # scope=None: the helper's default name
         layer = KerasLayer(helper.class_name, ctor, None, tf1_name=name_expr,
                            auto_name=helper.name)
         if helper.training_param is not None:
@@ -332,9 +334,14 @@ class FunctionConverter:
         if name_expr is not None:
             parts.append(f"name={name_expr}")
         ctor = f"{helper.class_name}({', '.join(parts)})"
-        scope = tf1_name if tf1_name is not None else (
-            render(helper.scope_name) if helper.scope_name is not None and helper.scope_param is None
-            else None)
+        if tf1_name is not None:
+            scope = tf1_name
+        elif helper.scope_name is not None and helper.scope_param is None:
+            scope = render(helper.scope_name)
+        elif helper.scope_default is not None and helper.scope_default_shared and name_expr is None:
+            scope = render(helper.scope_default)
+        else:
+            scope = None
         key = (helper.name, ctor, scope)
         if scope is not None and self.loop is None and key in self.helper_objects:
             # The same variable scope again: TF1 reused (or refused to recreate) its
@@ -591,6 +598,8 @@ class FunctionConverter:
         lines.append(ind + f"def __init__({', '.join(['self'] + ctor_params + ['**kwargs'])}):")
         if scope_name is not None and info.scope_param is None:
             lines.append(ind * 2 + f"kwargs.setdefault({self.quote('name')}, {render(scope_name)})")
+        elif info.scope_param is not None and info.scope_default is not None:
+            lines.append(ind * 2 + f"kwargs.setdefault({self.quote('name')}, {render(info.scope_default)})")
         lines.append(ind * 2 + "super().__init__(**kwargs)")
         for p in info.config_params:
             if p in self.config_used_in_call or self.needs_build:

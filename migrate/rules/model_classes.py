@@ -217,7 +217,10 @@ def convertible_functions(text: str, ctx, options) -> list:
             tensor_params=tuple(info.tensor_params), config_params=tuple(info.config_params),
             training_param=info.training_param, scope_param=info.scope_param,
             reuse_params=tuple(sorted(info.reuse_params)),
-            scope_name=_RENDER.code_for_node(info.scope_name) if info.scope_name is not None else None))
+            scope_name=_RENDER.code_for_node(info.scope_name) if info.scope_name is not None else None,
+            scope_default=(_RENDER.code_for_node(info.scope_default)
+                           if info.scope_default is not None else None),
+            scope_default_shared=info.scope_default_shared))
     return records
 
 
@@ -444,6 +447,9 @@ class _CallerRewriter(cst.CSTTransformer):
                 return updated
             bound[key] = arg.value
         config = [(p, bound[p]) for p in info.config_params if p in bound]
+        scope = bound.get(info.scope_param) if info.scope_param else None
+        if scope is not None and not (isinstance(scope, cst.Name) and scope.value == "None"):
+            config.append(("name", scope))
         config_text = ", ".join(f"{p}={_RENDER.code_for_node(v)}" for p, v in config)
         shared = bool(info.reuse_params)
         key = f"{info.name}({config_text})" + ("" if shared else f"#{len(self.objects)}")
