@@ -347,9 +347,21 @@ def _tensorflow_alias(ctx) -> str:
     return "tf"
 
 
-def _validate(source: str, ctx) -> None:
-    """Every TF name the class uses must exist in TF 2 (no tf.layers, no contrib, no slim)."""
+def _validate(source: str, ctx, seen=None) -> None:
+    """Every TF name the class uses must exist in TF 2 (no tf.layers, no contrib, no slim), also
+    inside the module's own helper functions it calls (`conv2d` built on tf.get_variable would
+    create new variables on every call in TF2)."""
     tree = ast.parse(source)
+    seen = set() if seen is None else seen
+    helpers = {n.name: n for n in ctx.tree.body if isinstance(n, ast.FunctionDef)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                node.func.id in helpers and node.func.id not in seen:
+            seen.add(node.func.id)
+            try:
+                _validate(ast.unparse(helpers[node.func.id]), ctx, seen)
+            except Unmappable as exc:
+                raise Unmappable(f"it calls `{node.func.id}`, which uses TF1-only API: {exc}") from None
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             name = ctx.resolver.resolve(node)
