@@ -621,10 +621,12 @@ class ProgramConverter:
         for stmt in slice_stmts:
             used |= _names_in(stmt.body[0].value)
         hyper = self.optimizer_feeds.get(op.optimizer, {})
-        params = objects + ["optimizer"] + args + [p for p in hyper.values() if p not in args]
+        # The parameter keeps the program's name (`d_optimizer` pairs with make_d_optimizer).
+        opt = op.optimizer if op.optimizer not in objects + args else "optimizer"
+        params = objects + [opt] + args + [p for p in hyper.values() if p not in args]
         lines = [f"@{self.tf}.function", f"def {name}({', '.join(params)}):"]
         for key, placeholder in hyper.items():
-            lines.append(f"{ind}optimizer.{key}.assign({placeholder})  # fed at each step in TF1")
+            lines.append(f"{ind}{opt}.{key}.assign({placeholder})  # fed at each step in TF1")
         for alias in sorted(used & set(self.plain_aliases)):
             lines.append(ind + _RENDER.code_for_node(self.plain_aliases[alias]).strip())
         lines.append(f"{ind}with {self.tf}.GradientTape() as tape:")
@@ -647,7 +649,7 @@ class ProgramConverter:
         variables = " + ".join(f"{o}.trainable_variables" for o in trained)
         lines.append(f"{ind}variables = {variables}")
         lines.append(f"{ind}gradients = tape.gradient({op.loss}, variables)")
-        lines.append(f"{ind}optimizer.apply_gradients(zip(gradients, variables))")
+        lines.append(f"{ind}{opt}.apply_gradients(zip(gradients, variables))")
         if results:
             lines.append(f"{ind}return {', '.join(results)}")
         self.helpers.append("\n".join(lines) + "\n")
