@@ -124,7 +124,8 @@ class ModelClasses(RewriteRule):
                 converter.preferred_quote = _preferred_quote(module)
                 converter.imported_names = _non_tf_imports(ctx)
                 result = converter.convert()
-                _validate(result.class_source, ctx)
+                _validate(result.class_source, ctx,
+                          skip={n for n, i in functions.items() if i.is_model})
                 kind = _rewrite_class(result)
                 if getattr(self.options, "safe_only", False) and kind != EXACT:
                     raise Unmappable(f"a {kind} rewrite, skipped by --safe-only")
@@ -347,19 +348,21 @@ def _tensorflow_alias(ctx) -> str:
     return "tf"
 
 
-def _validate(source: str, ctx, seen=None) -> None:
+def _validate(source: str, ctx, seen=None, skip=frozenset()) -> None:
     """Every TF name the class uses must exist in TF 2 (no tf.layers, no contrib, no slim), also
     inside the module's own helper functions it calls (`conv2d` built on tf.get_variable would
     create new variables on every call in TF2)."""
     tree = ast.parse(source)
     seen = set() if seen is None else seen
-    helpers = {n.name: n for n in ctx.tree.body if isinstance(n, ast.FunctionDef)}
+    bound_here = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    helpers = {n.name: n for n in ctx.tree.body if isinstance(n, ast.FunctionDef)
+               and n.name not in skip and n.name not in bound_here}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
                 node.func.id in helpers and node.func.id not in seen:
             seen.add(node.func.id)
             try:
-                _validate(ast.unparse(helpers[node.func.id]), ctx, seen)
+                _validate(ast.unparse(helpers[node.func.id]), ctx, seen, skip)
             except Unmappable as exc:
                 raise Unmappable(f"it calls `{node.func.id}`, which uses TF1-only API: {exc}") from None
     for node in ast.walk(tree):
