@@ -1,8 +1,9 @@
 """`make demo`: migrate the bundled TF1 program and show what happened, briefly.
 
 Runs the real CLI on `fixtures/programs/`: `check` (findings), `diff` (the
-rewrite), `apply --out demo-out/` (the migrated tree), then `check` again on
-the output. Each step prints the command first, so a newcomer can re-run it.
+rewrite), `apply --out demo-out/` (the migrated tree), `check` again on the
+output, both programs' RESULT lines, and `verify` (old vs new with the same
+weights). Each step prints the command first, so a newcomer can re-run it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def main() -> int:
     step("3. Migrate into a mirror tree", "apply", str(rel), "--out", OUT.name, "-q")
     step("4. Findings left in the migrated tree", "check", OUT.name, "--color", "never")
     compare_results(PROGRAMS / "cnn_bn.py", OUT / "cnn_bn.py")
+    step("6. Prove it: same weights and inputs, old vs new, step by step", "verify", str(rel),
+         OUT.name, max_lines=60)
     print(f"\nThe migrated program is in {OUT.name}/. See README.md for verify and CI use.")
     return 0
 

@@ -19,3 +19,4 @@ def test_demo_migrates_the_bundled_program_and_shows_old_and_new_results():
     assert "class Classifier(tf.keras.Model)" in out  # the diff
     assert "Scanned 1 file: 0 findings in 0 files, 0 errors." in out  # nothing left to migrate
     assert out.count("RESULT first_loss=") == 2, out[-2000:]
+    assert "cnn_bn: PASS" in out  # verify: the migration computes what the TF1 program did
