@@ -18,7 +18,6 @@ Per model of the job:
 """
 
 import inspect
-import json
 import os
 import sys
 import time
@@ -43,6 +42,8 @@ class _State(object):
         self.last_loss = {}
         self.optimizer_vars = set()
         self.calls = {}
+        self.graph = None
+        self.dropout_sites = 0
 
 
 STATE = _State()
@@ -57,6 +58,8 @@ def _install_hooks(tf):
     def session_init(self, *args, **kwargs):
         if STATE.block_sessions:
             self._session = None  # keeps BaseSession.__del__ quiet
+            graph = kwargs.get("graph") or (args[1] if len(args) > 1 else None)
+            STATE.graph = graph if graph is not None else tf.get_default_graph()
             raise _GraphComplete()
         return base_init(self, *args, **kwargs)
 
@@ -89,6 +92,29 @@ def _install_hooks(tf):
 
     opt_cls.compute_gradients = compute_gradients
     opt_cls.apply_gradients = apply_gradients
+    _disable_dropout(tf)
+
+
+def _disable_dropout(tf):
+    """Randomness cannot be matched across the two sides: dropout becomes the identity
+    (rate 0, the deterministic path) while the program builds its graph; the report
+    says so. Covers tf.nn.dropout, tf.layers.dropout / Dropout, slim/contrib dropout."""
+    from tensorflow.python.ops import nn_ops
+    from tf_keras.src.layers.regularization import dropout as keras_dropout
+
+    def nn_dropout(x, *args, **kwargs):
+        STATE.dropout_sites += 1
+        return tf.identity(x)
+
+    def layer_call(self, inputs, training=None):
+        STATE.dropout_sites += 1
+        return tf.identity(inputs)
+
+    for module in {id(m): m for m in (tf.nn, tf.compat.v1.nn)}.values():
+        module.dropout = nn_dropout
+    nn_ops.dropout = nn_dropout
+    nn_ops.dropout_v2 = nn_dropout
+    keras_dropout.Dropout.call = layer_call
 
 
 def _import_program(path, model_id):
@@ -102,6 +128,35 @@ def _import_program(path, model_id):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _logits_of_loss(loss):
+    """The logits a cross-entropy loss was computed from (through reshapes)."""
+    for op in _ancestors([loss]):
+        if op.type in ("SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"):
+            t = op.inputs[0]
+            while t.op.type in ("Reshape", "Identity", "StopGradient"):
+                t = t.op.inputs[0]
+            return [t]
+    return []
+
+
+def _model_outputs(out):
+    """Tensors a model function returned; for an EstimatorSpec its predictions
+    (only `logits` when the predictions dict has it), or for a TRAIN-mode spec without
+    predictions the logits its cross-entropy loss was computed from."""
+    if hasattr(out, "predictions") and hasattr(out, "mode"):
+        if out.predictions is None:
+            return _logits_of_loss(out.loss) if out.loss is not None else []
+        out = out.predictions
+    if isinstance(out, dict) and "logits" in out:
+        out = out["logits"]
+    return [o for o in _flatten(out) if _is_tensor(o)]
+
+
+def _is_tensor(value):
+    from tensorflow.python.framework import tensor as tensor_mod
+    return isinstance(value, tensor_mod.Tensor)
 
 
 def _flatten(out):
@@ -188,14 +243,14 @@ def _shape(tensor, batch_size, what, spec_shape=None):
     dims = tensor.shape.as_list() if tensor.shape.ndims is not None else None
     if dims is None:
         raise VerifyError("input %s has unknown rank; give its shape in the spec "
-                          "([inputs.%s] shape = [...])" % (what, what))
+                          "([model.inputs.%s] shape = [...])" % (what, what))
     shape = []
     for i, d in enumerate(dims):
         if d is None:
             if i != 0:
                 raise VerifyError(
                     "input %s has unknown dimension %d (shape %s); give its shape in the "
-                    "spec ([inputs.%s] shape = [...])" % (what, i, dims, what))
+                    "spec ([model.inputs.%s] shape = [...])" % (what, i, dims, what))
             d = batch_size
         shape.append(int(d))
     return shape
@@ -252,11 +307,25 @@ class _Feeder(object):
         self._kinds[tensor.name] = kind
         return kind
 
+    def spec_for(self, tensor, what):
+        return self.spec_inputs.get(what) or self.spec_inputs.get(tensor.op.name) or {}
+
     def array(self, tensor, what):
         np = self.np
-        spec = self.spec_inputs.get(what) or self.spec_inputs.get(tensor.op.name) or {}
-        shape = _shape(tensor, self.batch_size, what, spec.get("shape"))
+        spec = self.spec_for(tensor, what)
         dtype = np.dtype(spec.get("dtype") or tensor.dtype.base_dtype.as_numpy_dtype)
+        if "value" in spec:
+            value = np.asarray(spec["value"], dtype=dtype)
+            if tensor.shape.ndims == 0 or "shape" not in spec:
+                return value
+            return np.broadcast_to(value, _shape(tensor, self.batch_size, what,
+                                                 spec["shape"])).copy()
+        if tensor.shape.ndims == 0:
+            raise VerifyError(
+                "scalar placeholder %s (a run-time value such as a learning rate) has no value "
+                "verify can invent; give it in the spec ([model.inputs.%s] value = ...)"
+                % (tensor.op.name, what))
+        shape = _shape(tensor, self.batch_size, what, spec.get("shape"))
         kind, classes = self._label_kind(tensor)
         kind = spec.get("kind", kind)
         if "classes" in spec:
@@ -266,7 +335,7 @@ class _Feeder(object):
                 classes = int(spec.get("high", 2))
             return self.rng.randint(int(spec.get("low", 0)), classes, size=shape).astype(dtype)
         if kind == "onehot":
-            idx = self.rng.randint(0, classes, size=shape[:-1])
+            idx = self.rng.randint(0, shape[-1], size=shape[:-1])
             return np.eye(shape[-1], dtype=dtype)[idx]
         if dtype.kind == "b":
             return self.rng.rand(*shape) < 0.5
@@ -283,7 +352,7 @@ def _training_value(arguments):
             if name in ("training", "is_training", "train", "is_train", "mode_train"):
                 return None, value
     for name, value in arguments:
-        if hasattr(value, "dtype") and hasattr(value, "op") and _is_flag(value):
+        if _is_tensor(value) and _is_flag(value):
             return value, None
     for name, value in arguments:
         if isinstance(value, bool):
@@ -325,7 +394,7 @@ def run_model(tf, model, job, out_json, out_npz):
             fn = getattr(module, entry, None)
             if not callable(fn):
                 raise VerifyError("old program has no entry function %r; name it in the "
-                                  "spec ([old] entry = ...)" % entry)
+                                  "spec ([[model]] old_entry = ...)" % entry)
             STATE.block_sessions = True
             try:
                 fn(*model.get("old_entry_args", []))
@@ -341,6 +410,11 @@ def run_model(tf, model, job, out_json, out_npz):
                 STATE.block_sessions = False
                 STATE.active = False
         meta["timing_build_s"] = time.time() - t0
+        meta["dropout_disabled"] = STATE.dropout_sites
+    if STATE.graph is not None and STATE.graph is not graph:
+        graph = STATE.graph  # the program built its own tf.Graph()
+        meta["own_graph"] = True
+    with graph.as_default():
         _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs)
     meta["timing_s"] = time.time() - t0
     protocol.save_arrays(out_npz, arrays)
@@ -355,6 +429,8 @@ def _new_of(model, fname):
 
 
 def _describe(exc):
+    if isinstance(exc, SystemExit):
+        return "called sys.exit(%s)" % (exc.code,)
     tb = traceback.extract_tb(exc.__traceback__)
     where = ""
     if tb:
@@ -403,13 +479,20 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                 modes.setdefault("infer", (call, None, None))
                 modes.setdefault("train", (call, None, None))
         entry = {"old": fname, "new": pair["new"], "modes": {}}
+        if "infer" not in modes:
+            meta.setdefault("notes", []).append(
+                "old %s() was only called in training mode: no inference-mode comparison"
+                % fname)
         for mode in ("infer", "train"):
             if mode not in modes:
                 continue
             call, flag, value = modes[mode]
-            inputs = [(n, v) for n, v in call["args"]
-                      if hasattr(v, "op") and hasattr(v, "dtype") and not _is_flag(v)]
-            outs = [o for o in _flatten(call["out"]) if hasattr(o, "op")]
+            inputs = [(n, v) for n, v in call["args"] if _is_tensor(v) and not _is_flag(v)]
+            inputs += [("%s.%s" % (n, k), v[k]) for n, v in call["args"] if isinstance(v, dict)
+                       for k in sorted(v) if _is_tensor(v[k]) and not _is_flag(v[k])]
+            outs = _model_outputs(call["out"])
+            feeding = {o.name for o in _ancestors(outs)}
+            inputs = [(n, v) for n, v in inputs if v.op.name in feeding]
             entry["modes"][mode] = {
                 "inputs": [{"param": n, "tensor": _clean(v.name), "shape": None}
                            for n, v in inputs],
@@ -429,7 +512,10 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
         anc = _ancestors([fetch, rec["loss"]])
         phs = [op.outputs[0] for op in anc
                if op.type in ("Placeholder", "PlaceholderWithDefault")]
-        data_phs = sorted([p for p in phs if not _is_flag(p)], key=lambda t: t.op._id)
+        data_phs = sorted([p for p in phs if not _is_flag(p) and not (
+            p.op.type == "PlaceholderWithDefault"
+            and not feeder.spec_for(p, _clean(p.name).rsplit("/", 1)[-1]))],
+            key=lambda t: t.op._id)
         flag_phs = [p for p in phs if _is_flag(p)]
         train_ops.append({"index": i, "rec": rec, "fetch": fetch, "data": data_phs,
                           "flags": flag_phs, "grads": tf.gradients(rec["loss"], rec["vars"])})
@@ -459,7 +545,6 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                         size_tensors[name] = (op, tf.size(x) // tf.shape(x)[caxis])
     meta["fused_bn_ops"] = sorted({op.type for op, _ in size_tensors.values()})
 
-    from tensorflow.python.client import session as session_mod  # noqa: F401
     sess = tf.Session(graph=graph)
     with sess:
         sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
@@ -517,6 +602,8 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                 for ph in t["data"]:
                     pname = _clean(ph.name)
                     arr = feeder.array(ph, pname.rsplit("/", 1)[-1])
+                    if ph.shape.ndims == 0:
+                        meta.setdefault("constants", {})[pname.rsplit("/", 1)[-1]] = arr.item()
                     arrays["data/%d/%d/%s" % (t["index"], step, pname)] = arr
                     feed[ph] = arr
                 for f in t["flags"]:
@@ -531,7 +618,15 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
         meta["train_ops"] = []
         for t in train_ops:
             rec = t["rec"]
-            grads = sess.run([g for g in t["grads"] if g is not None], feed_dict=feeds[0][t["index"]])
+            # the state this train op sees at step 0: after the earlier ops of step 0 ran
+            restore_all()
+            for prev_t in train_ops[: t["index"]]:
+                sess.run(prev_t["fetch"], feed_dict=feeds[0][prev_t["index"]])
+                for v in model_vars:
+                    if _clean(v.name) in frozen:
+                        v.load(init_values[v.name], sess)
+            grads = sess.run([g for g in t["grads"] if g is not None],
+                             feed_dict=feeds[0][t["index"]])
             it = iter(grads)
             gmax = {}
             for v, g in zip(rec["vars"], t["grads"]):
@@ -560,9 +655,6 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                           "shape": p.shape.as_list() if p.shape.ndims is not None else None}
                          for p in t["data"]],
                 "null_grad": null, "frozen": null if adam else []})
-        frozen_vars = [v for v in model_vars if _clean(v.name) in frozen]
-        meta["frozen"] = sorted(frozen)
-
         # fused BN element counts (needs a feed reaching the op)
         meta["fused_bn"] = {}
         for name, (op, size_t) in sorted(size_tensors.items()):
@@ -576,9 +668,14 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                     break
             meta["fused_bn"][name] = {"n": n, "op": op.type}
 
+        restore_all()
+        frozen_vars = [v for v in model_vars if _clean(v.name) in frozen]
+        meta["frozen"] = sorted(frozen)
+
         # training
         losses = {t["index"]: [] for t in train_ops}
         updates = {_clean(v.name): 0 for v in moving}
+        updated_by = {t["index"]: set() for t in train_ops}
         prev = dict(zip([_clean(v.name) for v in moving], sess.run(moving))) if moving else {}
         t_train = time.time()
         for step in range(steps):
@@ -597,12 +694,18 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                     for k in prev:
                         if not np.array_equal(cur[k], prev[k]):
                             updates[k] += 1
+                            updated_by[t["index"]].add(k)
                     prev = cur
         meta["timing_train_s"] = time.time() - t_train
         for t in train_ops:
             arrays["loss/%d" % t["index"]] = np.asarray(losses[t["index"]], dtype=np.float64)
         meta["bn_updates"] = updates
         meta["never_updated"] = sorted(k for k, n in updates.items() if n == 0)
+        meta["updated_by"] = {str(i): sorted(v) for i, v in updated_by.items()}
+        # updated by some train ops but not by others (GAN: per-scope UPDATE_OPS)
+        meta["partial_updates"] = sorted(
+            k for k in updates if updates[k] and len(train_ops) > 1
+            and any(k not in u for u in updated_by.values()))
         final = sess.run(model_vars)
         for v, val in zip(model_vars, final):
             arrays["final/" + _clean(v.name)] = val

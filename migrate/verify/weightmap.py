@@ -7,7 +7,8 @@ TF1 names look like `conv1/kernel`, `generator/fc1/kernel`, `fc0/weights`,
 1. explicit entries from the spec (`[weights]` table, TF1 name -> Keras path);
 2. by name: scope tokens joined with `_`, lower-cased, plus the canonical variable
    kind (`weights`->`kernel`, `biases`->`bias`), with and without the Keras model's
-   own name as first token;
+   own name as first token, then without the first TF1 scope (an outer
+   `variable_scope` that became the model);
 3. by creation order, only inside groups of the same kind and shape whose sizes
    agree on both sides (reported as `order`).
 
@@ -79,6 +80,9 @@ def map_weights(tf1_vars, keras_vars, explicit=None):
         if name in mapping:
             continue
         cands = [i for i in index.get(tf1_key(name), []) if i not in used]
+        if not cands and name.count("/") >= 2:
+            # an outer TF1 scope that became the Keras model (e.g. `net/fc1/kernel`)
+            cands = [i for i in index.get(tf1_key(name.split("/", 1)[1]), []) if i not in used]
         if len(cands) == 1:
             i = cands[0]
             if list(keras_vars[i][1]) != list(shape):

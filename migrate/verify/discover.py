@@ -1,0 +1,240 @@
+"""Find what to verify, without TensorFlow: old/new file pairs, model pairings, spec.
+
+Conventions on the NEW side (what the model and training-loop rewrites emit):
+
+* model classes are `keras.Model` subclasses (`class Model(tf.keras.Model)`), defined at
+  module level; each is paired with the old top-level function of the same name in
+  snake case (`Model` <-> `model`, `Generator` <-> `generator`, `ResNet` <-> `res_net`),
+  or, for a single class, with the only one of `model`, `build_model`, `inference`,
+  `network`, `net`, `forward`, `model_fn` that the old file defines;
+* the spec (`--spec FILE`, TOML) overrides or supplies all of it.
+
+Spec format (every key optional)::
+
+    [defaults]                      # command-line options win over these
+    steps = 20
+    batch_size = 8
+    seed = 0
+
+    [[model]]                       # one table per old/new pair
+    name = "cnn"                    # id in the report
+    old = "old.py"                  # relative to the spec file; may be omitted when
+    new = "new.py"                  #   OLD and NEW are files given on the command line
+    old_entry = "main"              # old function that builds the graph, creates the Session
+    old_entry_args = []
+    pairs = [{old = "model", new = "Model"}]    # old model function -> new Keras class
+    train_steps = ["train_step"]    # new train-step functions, in old train-op order
+
+    [model.inputs.images]           # by old placeholder name or old model-function parameter
+    shape = [-1, 8, 8, 3]           # -1 = batch size
+    dtype = "float32"
+    kind = "normal"                 # normal | uniform | int | onehot
+    value = 0.2                     # a constant instead (scalars such as a learning rate)
+    classes = 10                    # int / onehot labels
+    low = 0.0
+    high = 1.0
+
+    [model.args.train_step]         # new parameter -> old placeholder | class | maker | value
+    images = "input_images"
+
+    [model.model_kwargs.Model]      # constructor arguments of a new class
+    num_classes = 4
+
+    [model.optimizer_kwargs.make_optimizer]
+    learning_rate = 0.01
+
+    [model.weights]                 # TF1 variable name -> Keras weight path
+    "fc0/weights" = "model/dense/kernel"
+"""
+
+import ast
+import os
+import re
+
+SINGLE_MODEL_FUNCS = ("model", "build_model", "inference", "network", "net", "forward",
+                      "model_fn")
+GENERIC_STEMS = ("new", "old", "main", "model", "train", "program")
+
+
+class SpecError(Exception):
+    """The spec file or the arguments are unusable (exit 2)."""
+
+
+def snake(name):
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def load_spec(path):
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise SpecError("reading --spec needs Python 3.11+ (tomllib) or the tomli package")
+    try:
+        with open(path, "rb") as f:
+            spec = tomllib.load(f)
+    except OSError as exc:
+        raise SpecError("cannot read spec %s: %s" % (path, exc))
+    except Exception as exc:
+        raise SpecError("spec %s is not valid TOML: %s" % (path, exc))
+    models = spec.get("model", [])
+    if isinstance(models, dict):
+        models = [models]
+    if not isinstance(models, list):
+        raise SpecError("spec %s: [[model]] must be an array of tables" % path)
+    base = os.path.dirname(os.path.abspath(path))
+    for m in models:
+        for key in ("old", "new"):
+            if key in m and not os.path.isabs(m[key]):
+                m[key] = os.path.normpath(os.path.join(base, m[key]))
+        known = {"name", "old", "new", "old_entry", "old_entry_args", "pairs", "train_steps",
+                 "inputs", "args", "model_kwargs", "optimizer_kwargs", "weights"}
+        unknown = set(m) - known
+        if unknown:
+            raise SpecError("spec %s: unknown key(s) in [[model]]: %s (known: %s)"
+                            % (path, ", ".join(sorted(unknown)), ", ".join(sorted(known))))
+    spec["model"] = models
+    return spec
+
+
+def _parse(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return ast.parse(f.read(), filename=path)
+    except (OSError, SyntaxError, ValueError) as exc:
+        return exc
+
+
+def _base_name(node):
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Name):
+        return node.id
+    return None
+
+
+def model_classes(tree):
+    found = []
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            bases = {_base_name(b) for b in node.bases}
+            if "Model" in bases or bases & names:
+                found.append(node.name)
+                names.add(node.name)
+    return found
+
+
+def old_functions(tree):
+    return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def pair_models(old_tree, new_tree):
+    classes = model_classes(new_tree)
+    funcs = old_functions(old_tree)
+    pairs, unpaired = [], []
+    for cls in classes:
+        for cand in (snake(cls), cls.lower(), cls):
+            if cand in funcs:
+                pairs.append({"old": cand, "new": cls})
+                break
+        else:
+            unpaired.append(cls)
+    if not pairs and len(classes) == 1:
+        single = [f for f in SINGLE_MODEL_FUNCS if f in funcs]
+        if len(single) == 1:
+            pairs.append({"old": single[0], "new": classes[0]})
+            unpaired = []
+    return classes, pairs, unpaired
+
+
+def model_id(new_path, root=None):
+    if root:
+        rel = os.path.relpath(new_path, root)
+        stem = os.path.splitext(rel)[0].replace(os.sep, ".")
+    else:
+        stem = os.path.splitext(os.path.basename(new_path))[0]
+    if stem.rsplit(".", 1)[-1] in GENERIC_STEMS:
+        parent = os.path.basename(os.path.dirname(os.path.abspath(new_path)))
+        stem = parent if stem in GENERIC_STEMS else stem.rsplit(".", 1)[0]
+    return stem
+
+
+def file_pairs(old, new):
+    """[(old file, new file, root or None)] for OLD/NEW files or directories."""
+    if os.path.isfile(old) and os.path.isfile(new):
+        return [(os.path.abspath(old), os.path.abspath(new), None)]
+    if os.path.isdir(old) and os.path.isdir(new):
+        out = []
+        for dirpath, dirnames, filenames in os.walk(new):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
+            for fn in sorted(filenames):
+                if not fn.endswith(".py"):
+                    continue
+                npath = os.path.join(dirpath, fn)
+                rel = os.path.relpath(npath, new)
+                opath = os.path.join(old, rel)
+                tree = _parse(npath)
+                if isinstance(tree, Exception) or not model_classes(tree):
+                    continue
+                if os.path.isfile(opath):
+                    out.append((os.path.abspath(opath), os.path.abspath(npath),
+                                os.path.abspath(new)))
+        return out
+    raise SpecError("OLD and NEW must both be files or both be directories")
+
+
+def plan(old, new, spec=None):
+    """Return (models, problems): models are worker job entries; problems are
+    {model id: reason} for pairs that cannot be verified (exit 3)."""
+    spec = spec or {"model": []}
+    entries = spec.get("model", [])
+    pairs = file_pairs(old, new) if old and new else []
+    if not pairs and entries and all("old" in e and "new" in e for e in entries):
+        pairs = [(e["old"], e["new"], None) for e in entries]
+    models, problems = [], {}
+    used_ids = set()
+    for opath, npath, root in pairs:
+        entry = None
+        for e in entries:
+            if "new" in e and os.path.abspath(e["new"]) == npath:
+                entry = e
+        if entry is None and len(pairs) == 1 and len(entries) == 1 and "new" not in entries[0]:
+            entry = entries[0]
+        entry = entry or {}
+        mid = entry.get("name") or model_id(npath, root)
+        base, n = mid, 2
+        while mid in used_ids:
+            mid, n = "%s_%d" % (base, n), n + 1
+        used_ids.add(mid)
+        m = {"id": mid, "old": opath, "new": npath,
+             "old_entry": entry.get("old_entry"),
+             "old_entry_args": entry.get("old_entry_args", []),
+             "inputs": entry.get("inputs", {}),
+             "new_spec": {k: entry[k] for k in ("train_steps", "args", "model_kwargs",
+                                                "optimizer_kwargs", "weights") if k in entry}}
+        old_tree, new_tree = _parse(opath), _parse(npath)
+        if isinstance(old_tree, Exception):
+            problems[mid] = "cannot parse old program %s: %s" % (opath, old_tree)
+        elif isinstance(new_tree, Exception):
+            problems[mid] = "cannot parse new program %s: %s" % (npath, new_tree)
+        elif entry.get("pairs"):
+            m["pairs"] = [{"old": p["old"], "new": p["new"]} for p in entry["pairs"]]
+        else:
+            classes, found, unpaired = pair_models(old_tree, new_tree)
+            if not classes:
+                problems[mid] = ("new program defines no keras.Model subclass "
+                                 "(class Model(tf.keras.Model)); nothing to verify")
+            elif not found:
+                problems[mid] = ("cannot pair new class(es) %s with an old model function "
+                                 "(old functions: %s); add pairs = [{old = ..., new = ...}] "
+                                 "to the spec" % (", ".join(classes),
+                                                  ", ".join(old_functions(old_tree))))
+            else:
+                m["pairs"] = found
+                m["unpaired"] = unpaired
+        models.append(m)
+    return models, problems

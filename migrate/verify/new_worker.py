@@ -1,0 +1,578 @@
+"""verify's new side: run the migrated program's own Keras code on the old side's data.
+
+Run as `python -m migrate.verify.new_worker JOB.json` in a process with Keras 3
+(`TF_USE_LEGACY_KERAS` unset). Per model it imports the NEW module (never runs its
+`main()`), finds its pieces by convention or spec, and runs them:
+
+* `keras.Model` subclasses defined in the module, each paired with an old model
+  function (`Model` <-> `model`, `Generator` <-> `generator`, ...), built with no
+  constructor arguments (or the spec's);
+* `make_optimizer()` / `make_<x>_optimizer()`: the optimizers exactly as NEW builds them;
+* `train_step` / `train_<x>_step` functions, paired with the old train ops in order;
+  their parameters are filled by name: model parameters, optimizer parameters, data
+  parameters named like the old placeholders, `training`.
+
+Each model is run in up to three variants: as written (usually `tf.function`), the
+other execution mode (eager python function or a `tf.function` wrapper) for the
+noise floor and the step-0 gradients, and `momentum1` (BNs the old program never
+updated at momentum=1.0, D6 proof). Initial weights come from the old side.
+"""
+
+import inspect
+import os
+import re
+import sys
+import time
+import traceback
+
+from migrate.verify import protocol, weightmap
+from migrate.verify.protocol import VerifyError
+
+STEP_RE = re.compile(r"^train(_\w+)?_step$")
+MAKER_RE = re.compile(r"^make(_\w+)?_optimizer$")
+
+
+def snake(name):
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def _describe(exc):
+    if isinstance(exc, SystemExit):
+        return "called sys.exit(%s)" % (exc.code,)
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    for frame in reversed(tb):
+        fname = frame.filename.replace(os.sep, "/")
+        if "migrate/verify" not in fname and "-packages/" not in fname:
+            where = " (%s:%d)" % (os.path.basename(frame.filename), frame.lineno)
+            break
+    user = re.findall(r'File "([^"]+)", line (\d+), in', str(exc))
+    user = [u for u in user if "-packages/" not in u[0].replace(os.sep, "/")]
+    if user:
+        where = " (%s:%s)" % (os.path.basename(user[-1][0]), user[-1][1])
+    lines = [l.strip() for l in str(exc).strip().splitlines() if l.strip()]
+    msg = lines[0] if lines else ""
+    if lines and lines[0].startswith("in user code"):
+        msg = lines[-1]  # tf.function errors put the cause last
+    return "%s: %s%s" % (type(exc).__name__, msg, where)
+
+
+def _import_new(path, model_id):
+    import importlib.util
+    name = "_tfm_verify_new_%s" % "".join(c if c.isalnum() else "_" for c in model_id)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    directory = os.path.dirname(os.path.abspath(path))
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SystemExit as exc:
+        raise VerifyError("importing the new program called sys.exit(%s)" % (exc.code,))
+    except BaseException as exc:
+        raise VerifyError("importing the new program failed: %s" % _describe(exc))
+    return module
+
+
+def _lineno(obj):
+    fn = getattr(obj, "python_function", obj)
+    try:
+        return fn.__code__.co_firstlineno
+    except AttributeError:
+        return 0
+
+
+def _flatten(out):
+    if isinstance(out, (list, tuple)):
+        res = []
+        for item in out:
+            res.extend(_flatten(item))
+        return res
+    if isinstance(out, dict):
+        res = []
+        for key in sorted(out):
+            res.extend(_flatten(out[key]))
+        return res
+    return [out]
+
+
+def _loss_of(out):
+    if isinstance(out, dict):
+        out = out.get("loss", next(iter(out.values())))
+    elif isinstance(out, (list, tuple)):
+        out = out[0]
+    return float(out)
+
+
+class NewModel(object):
+    def __init__(self, tf, keras, np, module, model, job, old_meta, old):
+        self.tf, self.keras, self.np = tf, keras, np
+        self.module, self.model, self.job = module, model, job
+        self.old_meta, self.old = old_meta, old
+        self.spec = model.get("new_spec", {})
+        self.steps = int(job["steps"])
+        self.loads = 0
+        self._load(module)
+        self.mapping = None
+        self.meta = {"id": model["id"], "side": "new", "variants": [],
+                     "step_names": [n for n, _ in self.step_fns],
+                     "classes": sorted(self.classes)}
+
+    def _load(self, module):
+        """Find the pieces in a (freshly imported) module: every variant gets its own
+        import, so each tf.function is traced with its own model and optimizer."""
+        keras, old_meta = self.keras, self.old_meta
+        model = self.model
+        self.module = module
+        self.loads += 1
+        self.classes = {}
+        for pair in model["pairs"]:
+            cls = getattr(module, pair["new"], None)
+            if not (inspect.isclass(cls) and issubclass(cls, keras.Model)):
+                raise VerifyError("new program has no keras.Model subclass %r (paired with "
+                                  "old function %r)" % (pair["new"], pair["old"]))
+            self.classes[pair["new"]] = cls
+        self.makers = {n: f for n, f in vars(module).items()
+                       if MAKER_RE.match(n) and callable(f)}
+        step_names = self.spec.get("train_steps")
+        if step_names:
+            missing = [n for n in step_names if not callable(getattr(module, n, None))]
+            if missing:
+                raise VerifyError("new program has no train step %s (named in the spec)"
+                                  % ", ".join(missing))
+            self.step_fns = [(n, getattr(module, n)) for n in step_names]
+        else:
+            found = [(n, f) for n, f in vars(module).items()
+                     if STEP_RE.match(n) and callable(f)]
+            self.step_fns = sorted(found, key=lambda nf: _lineno(nf[1]))
+        ntrain = len(old_meta["train_ops"])
+        if len(self.step_fns) != ntrain:
+            raise VerifyError(
+                "cannot pair train ops with train steps: the old program has %d train op(s), "
+                "the new program defines %d train step function(s) (%s); name them in the "
+                "spec ([new] train_steps = [...], in old train-op order)"
+                % (ntrain, len(self.step_fns), ", ".join(n for n, _ in self.step_fns) or "none"))
+
+    # -- models and weights
+    def _build(self):
+        models = {}
+        for pair in self.model["pairs"]:
+            kwargs = self.spec.get("model_kwargs", {}).get(pair["new"], {})
+            try:
+                models[pair["new"]] = self.classes[pair["new"]](**kwargs)
+            except TypeError as exc:
+                raise VerifyError("cannot construct new %s(%s): %s; give its constructor "
+                                  "arguments in the spec ([new.model_kwargs.%s])"
+                                  % (pair["new"], ", ".join("%s=..." % k for k in kwargs),
+                                     exc, pair["new"]))
+        for entry in self.old_meta["forward"]:
+            m = entry["modes"].get("infer") or entry["modes"].get("train")
+            inputs = [self.old[i["key"]] for i in m["inputs"]]
+            try:
+                models[entry["new"]](*inputs, training=False)
+            except BaseException as exc:
+                if isinstance(exc, SystemExit):
+                    raise VerifyError("new %s called sys.exit(%s)" % (entry["new"], exc.code))
+                raise VerifyError("building new %s on inputs of shape %s failed: %s"
+                                  % (entry["new"], [list(x.shape) for x in inputs],
+                                     _describe(exc)))
+        return models
+
+    def _keras_vars(self, models):
+        seen, out = set(), []
+        for pair in self.model["pairs"]:
+            for v in models[pair["new"]].weights:
+                if id(v) in seen or not v.dtype.startswith("float"):
+                    continue
+                seen.add(id(v))
+                out.append(v)
+        return out
+
+    def _transfer(self, models):
+        kvars = self._keras_vars(models)
+        tf1 = [(v["name"], v["shape"]) for v in self.old_meta["vars"]]
+        if self.mapping is None:
+            res = weightmap.map_weights(tf1, [(v.path, list(v.shape)) for v in kvars],
+                                        self.spec.get("weights"))
+            self.mapping = res
+            self.meta["inventory"] = {
+                "tf1": len(tf1), "keras": len(kvars),
+                "mapping": {n: kvars[i].path for n, i in res["mapping"].items()},
+                "how": res["how"], "unmapped_tf1": res["unmapped_tf1"],
+                "unmapped_keras": res["unmapped_keras"],
+                "shape_mismatch": res["shape_mismatch"]}
+        byname = {}
+        for name, i in self.mapping["mapping"].items():
+            var = kvars[i]
+            byname[name] = var
+            value = self.old["init/" + name]
+            if list(var.shape) == list(value.shape):
+                var.assign(value)
+        return byname
+
+    def _layers(self, models):
+        layers = []
+        for m in models.values():
+            layers.extend(m._flatten_layers(include_self=False, recursive=True))
+        return layers
+
+    def _owner(self, models, var):
+        for layer in self._layers(models):
+            for attr in ("moving_mean", "moving_variance"):
+                if getattr(layer, attr, None) is var:
+                    return layer
+        return None
+
+    # -- one variant
+    def run_variant(self, variant, eager, arrays):
+        tf, np = self.tf, self.np
+        prefix = variant + "/"
+        if self.meta["variants"]:
+            self._load(_import_new(self.model["new"], "%s_%s%d" % (self.model["id"], variant,
+                                                                  self.loads)))
+        models = self._build()
+        byname = self._transfer(models)
+        init = {n: self.old["init/" + n] for n in byname}
+
+        def restore():
+            for n, v in byname.items():
+                if list(v.shape) == list(init[n].shape):
+                    v.assign(init[n])
+
+        if variant == "momentum1":
+            for name in self.old_meta.get("never_updated", []):
+                var = byname.get(name)
+                layer = self._owner(models, var) if var is not None else None
+                if layer is not None:
+                    layer.momentum = 1.0
+
+        momenta = {}
+        for name, var in byname.items():
+            layer = self._owner(models, var)
+            if layer is not None:
+                momenta[name] = float(layer.momentum)
+
+        # forward, both modes, then back to the initial weights
+        for entry in self.old_meta["forward"]:
+            for mode in ("infer", "train"):
+                m = entry["modes"].get(mode)
+                if not m:
+                    continue
+                inputs = [self.old[i["key"]] for i in m["inputs"]]
+                try:
+                    out = models[entry["new"]](*inputs, training=(mode == "train"))
+                except BaseException as exc:
+                    raise VerifyError("new %s forward (%s mode) failed: %s"
+                                      % (entry["new"], mode, _describe(exc)))
+                for j, o in enumerate(_flatten(out)):
+                    arrays[prefix + "fwd/%s/%s/%d" % (entry["old"], mode, j)] = np.asarray(o)
+            restore()
+
+        # optimizers and train steps
+        optimizers = {}
+        grads_seen = {}
+        reverse = {id(v): n for n, v in byname.items()}
+
+        def optimizer_for(maker_name, train_index):
+            if maker_name not in optimizers:
+                kwargs = dict(self.spec.get("optimizer_kwargs", {}).get(maker_name, {}))
+                constants = self.old_meta.get("constants", {})
+                maker = self.makers[maker_name]
+                for p in inspect.signature(maker).parameters.values():
+                    if p.name in kwargs or p.default is not inspect.Parameter.empty:
+                        continue
+                    if p.name in constants:
+                        kwargs[p.name] = constants[p.name]
+                    else:
+                        raise VerifyError(
+                            "new %s() needs argument %r; give it in the spec "
+                            "([model.optimizer_kwargs.%s] %s = ...)"
+                            % (maker_name, p.name, maker_name, p.name))
+                try:
+                    opt = maker(**kwargs)
+                except BaseException as exc:
+                    raise VerifyError("new %s() failed: %s" % (maker_name, _describe(exc)))
+                optimizers[maker_name] = opt
+                if eager:
+                    orig = opt.apply
+
+                    def apply(grads, trainable_variables=None, _orig=orig, _name=maker_name):
+                        if _name not in grads_seen and trainable_variables is not None:
+                            grads_seen[_name] = [(reverse.get(id(v)), g)
+                                                 for g, v in zip(grads, trainable_variables)]
+                        return _orig(grads, trainable_variables)
+
+                    opt.apply = apply
+            return optimizers[maker_name]
+
+        frozen = [byname[n] for n in self.old_meta.get("frozen", []) if n in byname]
+        calls = []
+        for t, (sname, fn) in zip(self.old_meta["train_ops"], self.step_fns):
+            pyfn = getattr(fn, "python_function", None)
+            is_function = pyfn is not None
+            if eager:
+                runner = pyfn if is_function else fn
+            else:
+                runner = fn if is_function else tf.function(fn)
+            argspec = self._step_args(sname, pyfn or fn, t, models)
+            calls.append((t, sname, runner, argspec))
+        self.meta["as_written"] = ("function" if all(getattr(fn, "python_function", None)
+                                                     is not None for _, fn in self.step_fns)
+                                   else "eager")
+        losses = {t["index"]: [] for t in self.old_meta["train_ops"]}
+        moving_names = [n for n in byname
+                        if n.rsplit("/", 1)[-1] in ("moving_mean", "moving_variance")]
+        updated_by = self.old_meta.get("updated_by", {})
+        t0 = time.time()
+        for step in range(self.steps):
+            for t, sname, runner, argspec in calls:
+                if variant == "scoped":
+                    keep = set(updated_by.get(str(t["index"]), []))
+                    snapshot = {n: byname[n].numpy() for n in moving_names if n not in keep}
+                args = []
+                maker_for_grads = None
+                for kind, value in argspec:
+                    if kind == "model":
+                        args.append(models[value])
+                    elif kind == "optimizer":
+                        args.append(optimizer_for(value, t["index"]))
+                        maker_for_grads = value
+                    elif kind == "data":
+                        args.append(tf.constant(self.old["data/%d/%d/%s" % (t["index"], step,
+                                                                           value)]))
+                    else:
+                        args.append(value)
+                try:
+                    out = runner(*args)
+                except SystemExit as exc:
+                    raise VerifyError("new %s called sys.exit(%s)" % (sname, exc.code))
+                except BaseException as exc:
+                    raise VerifyError("new %s failed at step %d: %s"
+                                      % (sname, step, _describe(exc)))
+                try:
+                    losses[t["index"]].append(_loss_of(out))
+                except Exception:
+                    raise VerifyError("new %s must return the loss (a scalar, or a tuple/dict "
+                                      "whose first/'loss' entry is the loss); got %r"
+                                      % (sname, type(out).__name__))
+                for n in self.old_meta.get("frozen", []):
+                    if n in byname:
+                        byname[n].assign(init[n])
+                if variant == "scoped":
+                    for n, value in snapshot.items():
+                        byname[n].assign(value)
+                if eager and step == 0 and maker_for_grads in grads_seen:
+                    for name, g in grads_seen[maker_for_grads]:
+                        if name is not None and g is not None:
+                            arrays[prefix + "grad0/%d/%s" % (t["index"], name)] = (
+                                np.asarray(tf.convert_to_tensor(g)))
+                    grads_seen[maker_for_grads] = "done"
+        del frozen
+        timing = time.time() - t0
+        for idx, values in losses.items():
+            arrays[prefix + "loss/%d" % idx] = np.asarray(values, dtype=np.float64)
+        for n, v in byname.items():
+            arrays[prefix + "final/" + n] = np.asarray(v.numpy())
+
+        # inference after training on the held-out batch, plain and Bessel-corrected
+        def infer_after(tag):
+            for entry in self.old_meta["forward"]:
+                m = entry["modes"].get("infer")
+                if not m:
+                    continue
+                inputs = [self.old[i["held_key"]] for i in m["inputs"]]
+                out = models[entry["new"]](*inputs, training=False)
+                for j, o in enumerate(_flatten(out)):
+                    arrays[prefix + "%s/%s/%d" % (tag, entry["old"], j)] = np.asarray(o)
+
+        infer_after("after")
+        fused = self.old_meta.get("fused_bn") or {}
+        if fused:
+            saved = {}
+            for name, info in fused.items():
+                var = byname.get(name)
+                n = info.get("n")
+                k = self.old_meta.get("bn_updates", {}).get(name, 0)
+                if var is None or not n or n < 2 or name not in momenta or k == 0:
+                    continue
+                mk = momenta[name] ** k
+                mv0 = init[name]
+                saved[name] = var.numpy()
+                c = n / (n - 1.0)
+                var.assign((mk * mv0 + c * (saved[name] - mk * mv0)).astype(saved[name].dtype))
+            if saved:
+                infer_after("after_bessel")
+                for name, value in saved.items():
+                    byname[name].assign(value)
+        self.meta["variants"].append({"name": variant, "eager": eager,
+                                      "train_s": timing})
+        if variant in ("function", "eager"):
+            self.meta.setdefault("momentum", momenta)
+
+    def _step_args(self, sname, fn, t, models):
+        sig = inspect.signature(fn)
+        spec_args = self.spec.get("args", {}).get(sname, {})
+        model_names = {}
+        for cname in models:
+            model_names[snake(cname)] = cname
+            model_names[cname.lower()] = cname
+            model_names[cname] = cname
+        if len(models) == 1:
+            model_names.setdefault("model", next(iter(models)))
+        data = {}
+        for d in t["data"]:
+            full = d["placeholder"]
+            data.setdefault(full, full)
+            data.setdefault(full.replace("/", "_"), full)
+            data.setdefault(full.rsplit("/", 1)[-1], full)
+        argspec = []
+        for p in sig.parameters.values():
+            n = p.name
+            if n in spec_args:
+                src = spec_args[n]
+                if src in models:
+                    argspec.append(("model", src))
+                elif src in self.makers:
+                    argspec.append(("optimizer", src))
+                elif src in data:
+                    argspec.append(("data", data[src]))
+                else:
+                    argspec.append(("value", src))
+            elif n in model_names:
+                argspec.append(("model", model_names[n]))
+            elif "optimizer" in n:
+                maker = self._maker_for(n)
+                if maker is None:
+                    raise VerifyError("new %s parameter %r: no make_*optimizer function "
+                                      "builds it (found: %s)"
+                                      % (sname, n, ", ".join(sorted(self.makers)) or "none"))
+                argspec.append(("optimizer", maker))
+            elif n in data:
+                argspec.append(("data", data[n]))
+            elif n in ("training", "is_training"):
+                argspec.append(("value", True))
+            elif p.default is not inspect.Parameter.empty:
+                break
+            else:
+                raise VerifyError(
+                    "new %s parameter %r matches no old placeholder (%s), model or optimizer; "
+                    "pair it in the spec ([new.args.%s] %s = \"<placeholder>\")"
+                    % (sname, n, ", ".join(d["placeholder"] for d in t["data"]) or "none",
+                       sname, n))
+        return argspec
+
+    def _maker_for(self, param):
+        cands = ["make_%s" % param, "make_optimizer" if param == "optimizer" else None]
+        core = param.replace("optimizer", "").strip("_")
+        if core:
+            cands += ["make_%s_optimizer" % core, "make_optimizer_%s" % core]
+        for c in cands:
+            if c and c in self.makers:
+                return c
+        if len(self.makers) == 1:
+            return next(iter(self.makers))
+        return None
+
+
+def run_model(tf, keras, np, model, job, out_json, out_npz):
+    t0 = time.time()
+    old_json, old_npz = model["old_result"]
+    old_meta = protocol.load_json(old_json)
+    old = protocol.load_arrays(old_npz)
+    module = _import_new(model["new"], model["id"])
+    nm = NewModel(tf, keras, np, module, model, job, old_meta, old)
+    arrays = {}
+    as_written_function = all(getattr(fn, "python_function", None) is not None
+                              for _, fn in nm.step_fns)
+    primary, other = (("function", False), ("eager", True)) if as_written_function else \
+        (("eager", True), ("function", False))
+    nm.meta["primary"] = primary[0]
+    nm.run_variant(primary[0], primary[1], arrays)
+    if not job.get("no_floor"):
+        try:
+            nm.run_variant(other[0], other[1], arrays)
+        except VerifyError as exc:
+            nm.meta["floor_error"] = str(exc)
+    if old_meta.get("never_updated"):
+        nm.run_variant("momentum1", primary[1], arrays)
+    if old_meta.get("partial_updates"):
+        nm.run_variant("scoped", primary[1], arrays)
+    nm.meta["timing_s"] = time.time() - t0
+    nm.meta["dropout_disabled"] = DROPOUT["sites"]
+    DROPOUT["sites"] = 0
+    protocol.save_arrays(out_npz, arrays)
+    protocol.save_json(out_json, nm.meta)
+
+
+DROPOUT = {"sites": 0}
+
+
+def _disable_dropout(tf, keras):
+    """Same rule as the old side: dropout is the identity during verification."""
+    def nn_dropout(x, *args, **kwargs):
+        DROPOUT["sites"] += 1
+        return tf.identity(x)
+
+    def layer_call(self, inputs, training=False):
+        DROPOUT["sites"] += 1
+        return inputs
+
+    tf.nn.dropout = nn_dropout
+    keras.layers.Dropout.call = layer_call
+
+
+def _wait_for(path, parent):
+    """Pre-started worker: TensorFlow is imported while the old side runs; wait for
+    the job file (written atomically), or exit when the parent is gone."""
+    while not os.path.exists(path):
+        if os.getppid() != parent:
+            os._exit(0)
+        time.sleep(0.05)
+
+
+def main(argv=None):
+    argv = sys.argv if argv is None else argv
+    protocol.redirect_stdout_to_stderr()
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv[1] == "--wait":
+        jobfile, progress_path, parent = argv[2], argv[3], os.getppid()
+    else:
+        jobfile, progress_path, parent = argv[1], None, None
+        progress_path = protocol.load_json(jobfile)["progress"]
+    progress = open(progress_path, "a", buffering=1)
+    import numpy as np
+    import tensorflow as tf
+    import keras
+    _disable_dropout(tf, keras)
+    progress.write("ready %f\n" % time.time())
+    if parent is not None:
+        _wait_for(jobfile, parent)
+    job = protocol.load_json(jobfile)
+    for model in job["models"]:
+        out_json, out_npz = protocol.side_paths(job["workdir"], model["id"], "new")
+        progress.write("start %s %f\n" % (model["id"], time.time()))
+        try:
+            keras.backend.clear_session()
+            run_model(tf, keras, np, model, job, out_json, out_npz)
+        except VerifyError as exc:
+            protocol.save_json(out_json, {"id": model["id"], "side": "new", "error": str(exc)})
+        except BaseException as exc:
+            if isinstance(exc, SystemExit):
+                msg = "new program called sys.exit(%s)" % (exc.code,)
+            else:
+                msg = "internal error on the new side: %s\n%s" % (
+                    _describe(exc), traceback.format_exc())
+            protocol.save_json(out_json, {"id": model["id"], "side": "new", "error": msg,
+                                          "internal": not isinstance(exc, SystemExit)})
+        progress.write("done %s %f\n" % (model["id"], time.time()))
+    progress.write("finished %f\n" % time.time())
+    progress.close()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""--save-golden/--golden, --spec and exit code 3 for an unverifiable model, --device."""
+import os
+
+import pytest
+
+from verify_helpers import fixture, run_cli
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture(scope="module")
+def golden(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("golden") / "cnn.golden.npz")
+    run = run_cli([fixture("cnn_update_ops", "old.py"), fixture("cnn_update_ops", "new.py"),
+                   "--save-golden", path, "--steps", "8", "--device", "all"])
+    return path, run
+
+
+def test_save_golden_run_passes_and_says_no_gpu(golden):
+    path, run = golden
+    assert run.code == 0, run
+    assert os.path.getsize(path) > 0
+    assert "no GPU exists on this machine" in run.stdout
+
+
+def test_golden_catches_a_bug_without_running_tf1(golden, tmp_path):
+    path, _ = golden
+    report = str(tmp_path / "r.json")
+    run = run_cli([fixture("cnn_update_ops", "old.py"),
+                   fixture("cnn_update_ops", "bugs", "adam_default_epsilon.py"),
+                   "--golden", path, "--report", report], report_path=report)
+    assert run.code == 1, run
+    assert "(golden)" in run.stdout and "steps=8" in run.stdout
+    (m,) = run.report["models"]
+    assert m["status"] == "mismatch"
+
+
+def test_golden_correct_pair_passes(golden):
+    path, _ = golden
+    run = run_cli([fixture("cnn_update_ops", "old.py"), fixture("cnn_update_ops", "new.py"),
+                   "--golden", path])
+    assert run.code == 0, run
+
+
+def test_unknown_input_shape_exits_3_naming_input_and_fix(tmp_path):
+    report = str(tmp_path / "r.json")
+    run = run_cli([fixture("unverifiable", "old.py"), fixture("unverifiable", "new.py"),
+                   "--report", report], report_path=report)
+    assert run.code == 3, run
+    (m,) = run.report["models"]
+    assert m["status"] == "error"
+    assert "images" in m["reason"] and "[model.inputs.images]" in m["reason"]
+
+
+def test_spec_supplies_the_shape(tmp_path):
+    run = run_cli([fixture("unverifiable", "old.py"), fixture("unverifiable", "new.py"),
+                   "--spec", fixture("unverifiable", "spec.toml")])
+    assert run.code == 0, run
+    assert "[verify] unknown_size: PASS" in run.stdout and "steps=5" in run.stdout
+
+
+def test_scalar_runtime_value_needs_the_spec():
+    old, new = fixture("runtime_lr", "old.py"), fixture("runtime_lr", "new.py")
+    run = run_cli([old, new])
+    assert run.code == 3, run
+    assert "learning_rate" in run.stdout and "value = ..." in run.stdout
+    run = run_cli([old, new, "--spec", fixture("runtime_lr", "spec.toml")])
+    assert run.code == 0, run
+    assert "[verify] runtime_lr: PASS" in run.stdout
