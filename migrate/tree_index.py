@@ -34,6 +34,8 @@ class ExternalHelper:
     scope_name: Optional[str]  # source of a literal whole-body variable scope name
     scope_default: Optional[str] = None
     scope_default_shared: bool = False
+    mode_param: Optional[str] = None
+    mode_template: Optional[str] = None
 
 
 @dataclass

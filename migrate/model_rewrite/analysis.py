@@ -74,6 +74,11 @@ class FunctionInfo:
     base: str = "tf.keras.Model"
     called_from_program: bool = False
     external: bool = False  # a helper defined in another module of the tree (see tree_index)
+    # `is_training = mode == tf.estimator.ModeKeys.TRAIN`: the mode parameter, the local flag,
+    # and the comparison with `{}` for the mode (callers pass training=<that>).
+    mode_param: Optional[str] = None
+    mode_local: Optional[str] = None
+    mode_template: Optional[str] = None
 
 
 class _Uses(cst.CSTVisitor):
@@ -191,6 +196,7 @@ def analyse_module(module: cst.Module, resolve, externals=None) -> Dict[str, Fun
             scope_name=cst.parse_expression(helper.scope_name) if helper.scope_name else None,
             scope_default=cst.parse_expression(helper.scope_default) if helper.scope_default else None,
             scope_default_shared=helper.scope_default_shared,
+            mode_param=helper.mode_param, mode_template=helper.mode_template,
             tensor_params=list(helper.tensor_params), config_params=list(helper.config_params),
             class_name=class_spelling, base=helper.base, external=True)
     names = set(functions)
@@ -261,6 +267,8 @@ def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> Non
                     training.add(param)
     if len(training) == 1:
         info.training_param = training.pop()
+    elif not training:
+        _find_mode_flag(info, uses)
     info.reuse_params = {p for p in (_param_of(v, params) for v in uses.reuse_values) if p}
 
     body = _body_statements(info.node)
@@ -305,9 +313,32 @@ def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> Non
             tensors.add(name)
         for value in uses.assignments.get(name, []):
             worklist.extend(_names_in_tensor_position(value))
-    special = {info.training_param, info.scope_param} | info.reuse_params
+    special = {info.training_param, info.scope_param, info.mode_param} | info.reuse_params
     info.tensor_params = [p for p in params if p in tensors and p not in special]
     info.config_params = [p for p in params if p not in tensors and p not in special]
+
+
+def _find_mode_flag(info: FunctionInfo, uses: _Uses) -> None:
+    """`is_training = mode == tf.estimator.ModeKeys.TRAIN` (or `== 'train'`) at the top level."""
+    flags = {v.value for v in uses.training_values if isinstance(v, cst.Name)}
+    for stmt in _body_statements(info.node):
+        if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+                and isinstance(stmt.body[0], cst.Assign) and len(stmt.body[0].targets) == 1):
+            continue
+        target = stmt.body[0].targets[0].target
+        value = stmt.body[0].value
+        if isinstance(value, cst.Comparison) and len(value.comparisons) == 1 and \
+                isinstance(value.comparisons[0].operator, cst.Equal) and \
+                isinstance(value.left, cst.Name) and value.left.value in info.params and \
+                isinstance(target, cst.Name) and target.value in flags and \
+                len(uses.assignments.get(target.value, [])) == 1:
+            comparator = _RENDER_ANALYSIS.code_for_node(value.comparisons[0].comparator)
+            info.mode_param, info.mode_local = value.left.value, target.value
+            info.mode_template = "{} == " + comparator
+            return
+
+
+_RENDER_ANALYSIS = cst.Module(body=[])
 
 
 def _body_statements(func: cst.FunctionDef):

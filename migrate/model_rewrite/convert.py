@@ -321,6 +321,9 @@ class FunctionConverter:
                            auto_name=helper.name)
         if helper.training_param is not None:
             layer.training = bound.get(helper.training_param, helper.defaults.get(helper.training_param))
+        elif helper.mode_param is not None and helper.mode_param in bound:
+            layer.training = cst.parse_expression(
+                helper.mode_template.format(render(bound[helper.mode_param])))
         ref = self.register_helper(layer, helper)
         args = [cst.Arg(t) for t in tensors]
         if layer.training is not None:
@@ -425,6 +428,10 @@ class FunctionConverter:
         if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
             assign = stmt.body[0]
             value = assign.value
+            if (self.info.mode_local is not None and len(assign.targets) == 1
+                    and isinstance(assign.targets[0].target, cst.Name)
+                    and assign.targets[0].target.value == self.info.mode_local):
+                return []  # the flag is Keras's `training` argument now
             if (isinstance(value, cst.Dict) and len(assign.targets) == 1
                     and isinstance(assign.targets[0].target, cst.Name)):
                 local = assign.targets[0].target.value
@@ -614,7 +621,7 @@ class FunctionConverter:
             lines.extend(_Init.render(build_items, ind, 2))
         lines.append("")
         call_params = ["self"] + list(info.tensor_params)
-        if info.training_param is not None:
+        if info.training_param is not None or info.mode_param is not None:
             call_params.append("training=False")
         lines.append(ind + f"def call({', '.join(call_params)}):")
         body_text = cst.Module(body=call_body, default_indent=ind).code
@@ -733,9 +740,10 @@ class _ParamRenamer(cst.CSTTransformer):
 
     def leave_Name(self, original, updated):
         name = original.value
-        if name == self.info.training_param:
+        if name == self.info.training_param or (name == self.info.mode_local and name is not None):
             return updated.with_changes(value="training")
-        if name in self.info.reuse_params or (name == self.info.scope_param and name is not None):
+        if name in self.info.reuse_params or (name in (self.info.scope_param, self.info.mode_param)
+                                              and name is not None):
             raise Unmappable(f"parameter {name} is used beyond variable scoping")
         if name in self.info.config_params:
             self.config_used.add(name)

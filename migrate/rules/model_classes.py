@@ -221,7 +221,8 @@ def convertible_functions(text: str, ctx, options) -> list:
             scope_name=_RENDER.code_for_node(info.scope_name) if info.scope_name is not None else None,
             scope_default=(_RENDER.code_for_node(info.scope_default)
                            if info.scope_default is not None else None),
-            scope_default_shared=info.scope_default_shared))
+            scope_default_shared=info.scope_default_shared,
+            mode_param=info.mode_param, mode_template=info.mode_template))
     return records
 
 
@@ -480,8 +481,12 @@ class _CallerRewriter(cst.CSTTransformer):
                 block_inserts.setdefault(self._statement_index(), []).append(
                     f"{obj} = {info.class_name}({config_text})")
         args = [cst.Arg(bound[p]) for p in info.tensor_params if p in bound]
-        if info.training_param is not None and info.training_param in bound:
-            args.append(cst.Arg(bound[info.training_param], keyword=cst.Name("training"),
+        training = bound.get(info.training_param) if info.training_param else None
+        if training is None and info.mode_param and info.mode_param in bound:
+            training = cst.parse_expression(
+                info.mode_template.format(_RENDER.code_for_node(bound[info.mode_param])))
+        if training is not None:
+            args.append(cst.Arg(training, keyword=cst.Name("training"),
                                 equal=cst.AssignEqual(cst.SimpleWhitespace(""),
                                                       cst.SimpleWhitespace(""))))
         return updated.with_changes(func=cst.Name(obj), args=args)
