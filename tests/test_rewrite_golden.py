@@ -77,7 +77,8 @@ RUN = {
     "train_loop": ["history, predictions = train(); assert len(history) == 3 and predictions.shape == (16, 2)",
                    "train_adagrad([np.ones((2, 4), 'float32')] * 2)",
                    "losses = train_momentum([np.ones((2, 4), 'float32')] * 2, np.array([0, 1], 'int32'));"
-                   " assert len(losses) == 2 and float(losses[1]) > 0"],
+                   " assert len(losses) == 2 and float(losses[1]) > 0",
+                   "train_clipped([np.ones((2, 4), 'float32')] * 2, np.array([0, 1], 'int32'))"],
 }
 
 BUILD_SCRIPT = r"""

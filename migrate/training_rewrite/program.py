@@ -66,6 +66,9 @@ class TrainOp:
     optimizer: str  # name of the optimizer object in the program
     returns_loss: bool = False  # slim's create_train_op: running it yields the loss
     var_prefix: Optional[str] = None  # var_list = the trainable variables under this scope
+    # compute_gradients -> (processing) -> apply_gradients(apply_expr): the gradient list's name.
+    gradients_name: Optional[str] = None
+    apply_expr: Optional[cst.BaseExpression] = None
 
 
 @dataclass
@@ -157,6 +160,7 @@ class ProgramConverter:
         self.trainable_names: Set[str] = set()  # `t_vars = tf.trainable_variables()`
         self.var_filters: Dict[str, str] = {}  # `d_vars = [v for v in t_vars if v.name.startswith(p)]`
         self.object_classes: Dict[str, str] = {}
+        self.gradient_sets: Dict[str, Tuple[str, str, Optional[str]]] = {}  # name -> (loss, opt, prefix)
         self.plain_aliases: Dict[str, cst.SimpleStatementLine] = {}
         self.helpers: List[str] = []
         self.step_names: Dict[str, str] = {}  # train op -> step function
@@ -256,6 +260,12 @@ class ProgramConverter:
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
                 value.func.attr.value == "minimize" and len(targets) == 1:
             return self._train_op(targets[0], value, stmt, wired)
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
+                value.func.attr.value == "compute_gradients" and len(targets) == 1:
+            return self._compute_gradients(targets[0], value)
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
+                value.func.attr.value == "apply_gradients" and len(targets) == 1:
+            return self._apply_gradients(targets[0], value, wired)
         if api in CREATE_TRAIN_OP and len(targets) == 1:
             return self._create_train_op(targets[0], value, stmt)
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and \
@@ -379,6 +389,53 @@ class ProgramConverter:
             self.notes.append(("TFM206", "this train op never ran UPDATE_OPS"))
         self.train_ops[name] = TrainOp(name, loss.value, opt_name, var_prefix=var_prefix)
         return prelude
+
+    def _compute_gradients(self, name: str, call: cst.Call) -> List[cst.BaseStatement]:
+        optimizer = call.func.value
+        if not (isinstance(optimizer, cst.Name) and optimizer.value in self.optimizers):
+            raise Unmappable("compute_gradients on an optimizer the rewrite does not know")
+        loss = call.args[0].value if call.args else None
+        if not isinstance(loss, cst.Name) or loss.value not in self.graph_names:
+            raise Unmappable("compute_gradients of an expression, not a loss computed in the program")
+        var_prefix = None
+        for arg in call.args[1:]:
+            key = arg.keyword.value if arg.keyword else "var_list"
+            if key != "var_list" or not (isinstance(arg.value, cst.Name) and arg.value.value in self.var_filters):
+                raise Unmappable(f"compute_gradients argument {key} is not supported yet")
+            var_prefix = self.var_filters[arg.value.value]
+        self.gradient_sets[name] = (loss.value, optimizer.value, var_prefix)
+        # Later statements that process the gradients (clipping) are graph statements.
+        self.graph_names.add(name)
+        return []
+
+    def _apply_gradients(self, name: str, call: cst.Call, wired: bool) -> List[cst.BaseStatement]:
+        optimizer = call.func.value
+        if not (isinstance(optimizer, cst.Name) and optimizer.value in self.optimizers):
+            raise Unmappable("apply_gradients on an optimizer the rewrite does not know")
+        expr = call.args[0].value if call.args else None
+        if expr is None:
+            raise Unmappable("apply_gradients without gradients")
+        for arg in call.args[1:]:
+            key = arg.keyword.value if arg.keyword else None
+            if key == "global_step" and isinstance(arg.value, cst.Name) and arg.value.value in self.global_steps:
+                self.step_optimizer[arg.value.value] = optimizer.value
+            else:
+                raise Unmappable(f"apply_gradients argument {key or 'positional'} is not supported yet")
+        # Which compute_gradients result do the applied gradients come from?
+        needed = _names_in(expr)
+        for stmt in self._slice(sorted(needed & self.graph_names)):
+            needed |= _names_in(stmt.body[0].value)
+        sources = [g for g in self.gradient_sets if g in needed]
+        if len(sources) != 1:
+            raise Unmappable("apply_gradients of gradients that do not come from one compute_gradients")
+        loss, opt_name, var_prefix = self.gradient_sets[sources[0]]
+        if opt_name != optimizer.value:
+            raise Unmappable("gradients computed by one optimizer and applied by another")
+        if not wired and not self.preserve_bugs:
+            self.notes.append(("TFM206", "this train op never ran UPDATE_OPS"))
+        self.train_ops[name] = TrainOp(name, loss, opt_name, var_prefix=var_prefix,
+                                       gradients_name=sources[0], apply_expr=expr)
+        return []
 
     def _create_train_op(self, name: str, call: cst.Call, stmt) -> List[cst.BaseStatement]:
         positional = [a.value for a in call.args if a.keyword is None]
@@ -649,7 +706,20 @@ class ProgramConverter:
         variables = " + ".join(f"{o}.trainable_variables" for o in trained)
         lines.append(f"{ind}variables = {variables}")
         lines.append(f"{ind}gradients = tape.gradient({op.loss}, variables)")
-        lines.append(f"{ind}{opt}.apply_gradients(zip(gradients, variables))")
+        if op.apply_expr is None:
+            lines.append(f"{ind}{opt}.apply_gradients(zip(gradients, variables))")
+        else:
+            # TF1's compute_gradients returned (gradient, variable) pairs; the program's own
+            # processing (clipping, scaling) runs on them as before.
+            lines.append(f"{ind}{op.gradients_name} = list(zip(gradients, variables))")
+            loss_part = {id(s) for s in slice_stmts}
+            processing = [s for s in self._slice(sorted(_names_in(op.apply_expr) & self.graph_names))
+                          if id(s) not in loss_part]
+            for stmt in processing:
+                new = stmt.visit(_Substitute(substitutions))
+                text = _RENDER.code_for_node(new.with_changes(leading_lines=[])).strip()
+                lines.extend(ind + line for line in text.splitlines())
+            lines.append(f"{ind}{opt}.apply_gradients({_RENDER.code_for_node(op.apply_expr)})")
         if results:
             lines.append(f"{ind}return {', '.join(results)}")
         self.helpers.append("\n".join(lines) + "\n")
