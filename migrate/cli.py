@@ -9,6 +9,8 @@ import sys
 import click
 
 from migrate import __version__
+from migrate import config as config_mod
+from migrate import report
 from migrate import rules as rules_registry
 from migrate.pipeline import Options
 from migrate.runner import RunConfig, run
@@ -44,11 +46,20 @@ def common_options(func):
                   help="Only these rule codes or prefixes, comma-separated (e.g. TFM1,TFM201).")
     @click.option("--ignore", multiple=True, metavar="CODES",
                   help="Skip these rule codes or prefixes, comma-separated.")
-    @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-                  show_default=True, help="Report format.")
+    @click.option("--format", "fmt", type=click.Choice(report.FORMATS), default="text",
+                  show_default=True,
+                  help="Report format: text, json, sarif (SARIF 2.1.0, GitHub code scanning) or "
+                       "github (GitHub Actions annotations).")
+    @click.option("-o", "--output-file", type=click.Path(dir_okay=False, allow_dash=False),
+                  default=None, help="Write the report to FILE instead of the terminal.")
     @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto",
                   show_default=True, help="Colour output (auto: only on a terminal, never with NO_COLOR).")
     @click.option("-q", "--quiet", is_flag=True, help="Do not print the summary line.")
+    @click.option("-v", "--verbose", is_flag=True,
+                  help="Also print each file's status (to stderr) and every rewrite.")
+    @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+                  help="Read [tool.tf-migrate] from this file instead of looking for pyproject.toml.")
+    @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
     @click.option("--rules-module", "rule_modules", multiple=True, hidden=True,
                   help="Import extra rules from MODULE.RULES (for extensions and tests).")
     @functools.wraps(func)
@@ -58,19 +69,70 @@ def common_options(func):
     return wrapper
 
 
-def _run(command, paths, jobs, exclude, select, ignore, fmt, color, quiet, rule_modules,
-         out_dir=None, options=None):
-    stream = sys.stderr if command != "diff" else sys.stdout
-    config = RunConfig(command=command, paths=paths, excludes=exclude,
-                       select=_split_codes(select), ignore=_split_codes(ignore),
-                       rule_modules=rule_modules, jobs=jobs or os.cpu_count() or 1,
-                       out_dir=out_dir, fmt=fmt, color=_use_color(color, stream), quiet=quiet,
-                       options=options or Options(rewrite=command != "check"))
+def rewrite_options(func):
+    """Options that steer the rewrites (diff and apply)."""
+
+    @click.option("--fused-bn", type=click.Choice(["keras", "exact"]), default=None,
+                  help="keras: plain Keras BatchNormalization (bounded Bessel divergence from a TF1 "
+                       "fused batch norm); exact: emit TF1's fused moving-variance update. "
+                       "[default: keras, or fused-bn in the configuration]")
+    @click.option("--safe-only", is_flag=True,
+                  help="Apply only exact rewrites (same numbers); leave the rest for manual work.")
+    @click.option("--preserve-bugs", is_flag=True,
+                  help="Keep TF1 behaviour that was a bug (e.g. forgotten UPDATE_OPS) instead of "
+                       "fixing it.")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+class ConfigUsageError(click.ClickException):
+    exit_code = 2
+
+    def format_message(self) -> str:
+        return f"configuration: {self.message}"
+
+
+def _run(command, paths, jobs, exclude, select, ignore, fmt, output_file, color, quiet, verbose,
+         config_file, isolated, rule_modules, out_dir=None, fused_bn=None, safe_only=False,
+         preserve_bugs=False):
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose cannot be used together")
     try:
+        project = config_mod.resolve(paths, config_file, isolated)
+    except config_mod.ConfigError as exc:
+        raise ConfigUsageError(str(exc))
+    # Command-line flags override the configuration file.
+    select_codes = _split_codes(select) if select else tuple(c.upper() for c in project.select or ())
+    ignore_codes = _split_codes(ignore) if ignore else tuple(c.upper() for c in project.ignore or ())
+    excludes = tuple(exclude) if exclude else tuple(project.exclude or ())
+    options = Options(rewrite=command != "check", fused_bn=fused_bn or project.fused_bn or "keras",
+                      safe_only=safe_only, preserve_bugs=preserve_bugs)
+    stream = sys.stderr if command != "diff" else sys.stdout
+    config = RunConfig(command=command, paths=paths, excludes=excludes,
+                       select=select_codes, ignore=ignore_codes,
+                       rule_modules=rule_modules, jobs=jobs or project.jobs or os.cpu_count() or 1,
+                       out_dir=out_dir, fmt=fmt, color=_use_color(color, stream), quiet=quiet,
+                       verbose=verbose, output_file=output_file, options=options, project=project)
+    try:
+        _check_codes(project, rule_modules)
         code = run(config)
     except rules_registry.UnknownRuleCode as exc:
         raise click.UsageError(str(exc))
     sys.exit(code)
+
+
+def _check_codes(project, rule_modules) -> None:
+    """Codes in per-file-ignores must exist, like --select/--ignore codes."""
+    codes = [c for _, pattern_codes in project.per_file_ignores for c in pattern_codes]
+    if codes:
+        extra = [rule for module in rule_modules for rule in rules_registry.load_rule_module(module)]
+        try:
+            rules_registry.select_rules(codes, None, extra)
+        except rules_registry.UnknownRuleCode as exc:
+            raise ConfigUsageError(f"{project.path}: per-file-ignores: {exc}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,6 +159,7 @@ def check(**kwargs):
 
 @cli.command()
 @common_options
+@rewrite_options
 def diff(**kwargs):
     """Show, as a unified diff, what `apply` would write; write nothing.
 
@@ -108,6 +171,7 @@ def diff(**kwargs):
 
 @cli.command()
 @common_options
+@rewrite_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write a migrated mirror of the input into DIR instead of changing files in place.")
 def apply(**kwargs):

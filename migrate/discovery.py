@@ -1,6 +1,6 @@
 """Find the files a run works on, and where each goes in an `--out` mirror.
 
-Directories are walked for `*.py`; hidden directories, `.venv`, `venv`,
+Directories are walked for `*.py` and `*.ipynb`; hidden directories, `.venv`, `venv`,
 `build`, `site-packages`, `__pycache__` and `node_modules` are skipped, as are
 paths matching `--exclude` globs. Symbolic links are never followed out of the
 tree: a link to a file inside the tree is processed as that file (once), a link
@@ -13,13 +13,14 @@ from __future__ import annotations
 import errno
 import fnmatch
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator, List, Optional, Sequence
 
 DEFAULT_SKIP_DIRS = frozenset({".venv", "venv", "build", "site-packages", "__pycache__",
                                "node_modules"})
-PYTHON_SUFFIXES = (".py", ".pyi")
+PYTHON_SUFFIXES = (".py", ".pyi", ".ipynb")  # notebooks: migrate.notebooks
 
 PYTHON = "python"  # migrate it
 OTHER = "other"  # copy it into a mirror
@@ -73,6 +74,26 @@ def _symlink_problem(path: Path) -> Optional[str]:
     return None
 
 
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _special_file(path: Path) -> Optional[str]:
+    """Why `path` (followed if a link) is not a regular file we can read, or None.
+
+    Reading a named pipe blocks until someone writes to it, so it must never
+    reach a worker; a device or socket is not source code either.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # reported later, when the file is read
+    for test, what in _SPECIAL_KINDS:
+        if test(mode):
+            return f"not a regular file ({what}), skipped"
+    return None
+
+
 def discover(paths: Sequence[str], excludes: Sequence[str] = (), with_mirror: bool = False) -> List[Target]:
     """Every target named by `paths`, in a stable order.
 
@@ -92,6 +113,8 @@ def discover(paths: Sequence[str], excludes: Sequence[str] = (), with_mirror: bo
             targets.append(Target(PROBLEM, root, _display(root), message=_symlink_problem(root)))
         elif root.is_dir():
             targets.extend(_walk(root, base, excludes, with_mirror, seen_real))
+        elif root.exists() and _special_file(root):
+            targets.append(Target(PROBLEM, root, _display(root), message=_special_file(root)))
         elif root.exists():
             real = os.path.realpath(root)
             if real not in seen_real:
@@ -100,7 +123,27 @@ def discover(paths: Sequence[str], excludes: Sequence[str] = (), with_mirror: bo
                                       if not prefix_with_name else base))
         else:
             targets.append(Target(PROBLEM, root, _display(root), message="no such file or directory"))
+    if with_mirror and prefix_with_name:
+        targets = _refuse_clashing_destinations(targets)
     return targets
+
+
+def _refuse_clashing_destinations(targets: List[Target]) -> List[Target]:
+    """Several PATHs with the same name would overwrite each other in the mirror: refuse the later."""
+    owners = {}
+    kept: List[Target] = []
+    for target in targets:
+        if target.dest is None or target.is_stdin or target.kind == DIRECTORY:
+            kept.append(target)
+            continue
+        first = owners.setdefault(target.dest, target)
+        if first is target:
+            kept.append(target)
+        else:
+            kept.append(Target(PROBLEM, target.path, target.display, message=(
+                f"its --out destination {target.dest.as_posix()!r} is already taken by "
+                f"{first.display}; not processed (give the paths distinct names)")))
+    return kept
 
 
 def _walk(root: Path, base: PurePosixPath, excludes, with_mirror, seen_real) -> Iterator[Target]:
@@ -151,6 +194,11 @@ def _walk(root: Path, base: PurePosixPath, excludes, with_mirror, seen_real) -> 
                     yield Target(PROBLEM, path, _display(path), is_error=False,
                                  message="symlink to a file outside the tree, not followed")
                 # A link inside the tree: its target is processed as itself.
+                continue
+            special = None if excluded else _special_file(path)
+            if special and (is_python or with_mirror):
+                # Never opened: reading a FIFO would hang the run. Python-named ones are errors.
+                yield Target(PROBLEM, path, _display(path), message=special, is_error=is_python)
                 continue
             if is_python and not excluded:
                 real = os.path.realpath(path)

@@ -12,8 +12,10 @@ from typing import List, Optional, Sequence, Tuple
 
 import click
 
-from migrate import discovery, report, rules as rules_registry, writer
+from migrate import config as config_mod
+from migrate import discovery, notebooks, report, rules as rules_registry, suppressions, tree_index, writer
 from migrate.pipeline import FileResult, Options, migrate_source
+from migrate.source import SourceError, decode_source
 
 
 @dataclass
@@ -29,18 +31,26 @@ class RunConfig:
     fmt: str = "text"
     color: bool = False
     quiet: bool = False
+    verbose: bool = False
+    output_file: Optional[str] = None  # write the report here instead of stdout/stderr
     options: Options = field(default_factory=Options)
+    project: config_mod.Config = field(default_factory=config_mod.Config)  # for per-file-ignores
 
 
 # -- worker side -------------------------------------------------------------------------
 _WORKER_RULES = None
 _WORKER_OPTIONS = None
+_WORKER_PROJECT = None
+_WORKER_KNOWN = frozenset()
 
 
-def _init_worker(select, ignore, rule_modules, options) -> None:
-    global _WORKER_RULES, _WORKER_OPTIONS
+def _init_worker(select, ignore, rule_modules, options, project=None) -> None:
+    global _WORKER_RULES, _WORKER_OPTIONS, _WORKER_PROJECT, _WORKER_KNOWN
     _WORKER_RULES = _selected_rules(select, ignore, rule_modules)
     _WORKER_OPTIONS = options
+    _WORKER_PROJECT = project or config_mod.Config()
+    extra = [rule for module in rule_modules for rule in rules_registry.load_rule_module(module)]
+    _WORKER_KNOWN = frozenset(r.code for r in list(rules_registry.ALL_RULES) + extra)
 
 
 def _selected_rules(select, ignore, rule_modules):
@@ -57,7 +67,41 @@ def _process_path(item: Tuple[str, str]) -> FileResult:
         return FileResult(display, error="is a directory")
     except OSError as exc:
         return FileResult(display, error=f"cannot read: {exc.strerror or exc}")
-    return migrate_source(raw, display, _WORKER_RULES, _WORKER_OPTIONS)
+    index = getattr(_WORKER_OPTIONS, "tree_index", None)
+    module_name = index.module_of(path) if index is not None else None
+    return _migrate_file(raw, display, path, module_name)
+
+
+def _migrate_file(raw: bytes, display: str, fs_path: Optional[str],
+                  module_name: Optional[str] = None) -> FileResult:
+    """One file: its rules (per-file-ignores), notebook or Python, then suppressions."""
+    rules = _WORKER_RULES
+    off = config_mod.per_file_ignored_codes(fs_path, _WORKER_PROJECT) if fs_path else ()
+    if off:
+        rules = [r for r in rules if not any(r.code.startswith(code) for code in off)]
+    if notebooks.is_notebook(fs_path or display):
+        return notebooks.migrate_notebook(
+            raw, display, lambda program, path: _migrate_python(program, path, rules, None))
+    return _migrate_python(raw, display, rules, module_name)
+
+
+def _migrate_python(raw: bytes, display: str, rules, module_name: Optional[str]) -> FileResult:
+    sups = None
+    if b"tf-migrate" in raw:
+        try:
+            sups = suppressions.parse(decode_source(raw).text)
+        except SourceError:
+            sups = None  # migrate_source reports it
+    if sups is not None and sups.file_all:
+        return FileResult(display)  # `# tf-migrate: ignore-file`: not migrated, not reported
+    if sups is not None:
+        rules = suppressions.drop_file_codes(rules, sups)
+    result = migrate_source(raw, display, rules, _WORKER_OPTIONS, module_name)
+    if sups is not None and sups.lines and not result.error:
+        enabled = {r.code for r in rules}
+        result.findings = suppressions.apply(result.findings, sups, display, _WORKER_KNOWN, enabled,
+                                             report_unused=suppressions.UNUSED_CODE in enabled)
+    return result
 
 
 # -- parent side -------------------------------------------------------------------------
@@ -103,6 +147,8 @@ def run(config: RunConfig) -> int:
     report_stream = (sys.stderr if config.command == "diff" or (uses_stdin and config.command == "apply")
                      else sys.stdout)
     out = sys.stdout
+    # The diff goes to stdout for people (text) and CI logs (github); json/sarif carry it or not.
+    show_diff = config.command == "diff" and config.fmt in ("text", "github")
 
     summary = report.Summary(config.command)
     problems = []
@@ -117,6 +163,9 @@ def run(config: RunConfig) -> int:
             click.echo(report.error_line(target.display, target.message,
                                          "error" if target.is_error else "warning"), err=True)
 
+    if config.options.rewrite and len(python_targets) > 1:
+        # Helpers defined in one file and used in another: index the tree first.
+        config.options.tree_index = tree_index.build_index(python_targets, config.options)
     results, stdin_raw = _migrate_all(python_targets, rules, config)
 
     out_root = Path(config.out_dir) if mirror else None
@@ -128,8 +177,10 @@ def run(config: RunConfig) -> int:
         summary.add(result)
         if result.error:
             click.echo(report.error_line(result.path, result.error), err=True)
+        if config.verbose:
+            click.echo(report.status_line(config.command, result), err=True)
         if target.is_stdin:
-            _emit_stdin(config, result, stdin_raw, out)
+            _emit_stdin(config, result, stdin_raw, out, show_diff)
         elif result.error:
             continue
         elif config.command == "apply" and out_root is None and result.changed:
@@ -139,20 +190,23 @@ def run(config: RunConfig) -> int:
                 summary.errors += 1
                 click.echo(report.error_line(result.path, f"cannot write: {exc.strerror or exc}; "
                                              "file left unchanged"), err=True)
-        elif config.command == "diff" and config.fmt == "text" and result.changed:
+        elif show_diff and result.changed:
             diff = report.unified_diff(result)
             out.write(report.colorize_diff(diff) if config.color else diff)
 
-    if config.fmt == "json":
-        text = report.json_report(config.command, results, summary, problems,
-                                  include_diff=config.command == "diff")
-        click.echo(text, file=report_stream)
-    else:
-        for result in results:
-            for finding in (result.findings if config.command == "check" else result.manual):
-                click.echo(report.format_finding_line(finding, config.color), file=report_stream)
-        if not config.quiet:
-            click.echo(summary.line(), file=report_stream)
+    text = report.render(config.fmt, config.command, results, summary, problems, rules,
+                         color=config.color and config.output_file is None, quiet=config.quiet,
+                         verbose=config.verbose)
+    if config.output_file is not None:
+        try:
+            with open(config.output_file, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            click.echo(report.error_line(config.output_file, f"cannot write the report: "
+                                         f"{exc.strerror or exc}"), err=True)
+            return 2
+    elif text:
+        click.echo(text, file=report_stream, nl=False, color=config.color)
     return report.exit_code(config.command, summary)
 
 
@@ -164,20 +218,23 @@ def _migrate_all(python_targets, rules, config) -> Tuple[List[FileResult], bytes
     stdin_raw = b""
     file_items = [(str(t.path), t.display) for t in python_targets if not t.is_stdin]
     worker_results = iter(())
+    # The parent migrates stdin itself, so it is set up like a worker whatever -j says.
+    _init_worker(list(config.select), list(config.ignore), list(config.rule_modules), options,
+                 config.project)
     if config.jobs > 1 and len(file_items) > 1:
         executor = ProcessPoolExecutor(
             max_workers=min(config.jobs, len(file_items)), initializer=_init_worker,
-            initargs=(list(config.select), list(config.ignore), list(config.rule_modules), options))
+            initargs=(list(config.select), list(config.ignore), list(config.rule_modules), options,
+                      config.project))
         worker_results = executor.map(_process_path, file_items, chunksize=4)
     else:
         executor = None
-        _init_worker(list(config.select), list(config.ignore), list(config.rule_modules), options)
         worker_results = map(_process_path, file_items)
     try:
         for target in python_targets:
             if target.is_stdin:
                 stdin_raw = click.get_binary_stream("stdin").read()
-                results.append(migrate_source(stdin_raw, "-", rules, options))
+                results.append(_migrate_file(stdin_raw, "-", None))
             else:
                 results.append(next(worker_results))
             progress.advance()
@@ -188,13 +245,13 @@ def _migrate_all(python_targets, rules, config) -> Tuple[List[FileResult], bytes
     return results, stdin_raw
 
 
-def _emit_stdin(config: RunConfig, result: FileResult, raw: bytes, out) -> None:
+def _emit_stdin(config: RunConfig, result: FileResult, raw: bytes, out, show_diff: bool) -> None:
     if config.command == "apply":
         # Unchanged input (or input with errors) is echoed back byte for byte.
         binary = click.get_binary_stream("stdout")
         binary.write(result.new_bytes if result.changed else raw)
         binary.flush()
-    elif config.command == "diff" and config.fmt == "text" and result.changed:
+    elif show_diff and result.changed:
         diff = report.unified_diff(result)
         out.write(report.colorize_diff(diff) if config.color else diff)
 

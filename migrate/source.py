@@ -12,6 +12,7 @@ import ast
 import codecs
 import io
 import re
+import sys
 import tokenize
 from dataclasses import dataclass
 
@@ -43,7 +44,10 @@ def decode_source(raw: bytes) -> SourceText:
     except LookupError:
         raise SourceError(f"unknown encoding {encoding!r} in the coding cookie") from None
     except UnicodeDecodeError as exc:
-        hint = "" if encoding != "utf-8" else " (add a PEP 263 coding cookie if it is another encoding)"
+        hint = ""
+        if encoding == "utf-8":
+            hint = (" (the file's coding cookie says utf-8)" if _has_coding_cookie(raw)
+                    else " (add a PEP 263 coding cookie if it is another encoding)")
         raise SourceError(
             f"not valid {encoding} at byte {exc.start}{hint}; file left unchanged"
         ) from None
@@ -55,6 +59,22 @@ def decode_source(raw: bytes) -> SourceText:
         raise SourceError(f"encoding {encoding!r} does not round-trip this file; file left unchanged")
     return SourceText(text=text, encoding=encoding)
 
+
+_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+", re.M)
+
+
+def _has_coding_cookie(raw: bytes) -> bool:
+    head = raw.split(b"\n", 2)[:2]
+    return any(_COOKIE.match(line) for line in head)
+
+
+# Syntax this interpreter may be too old for: (pattern on the bad line, what, Python version).
+_NEWER_PYTHON_HINTS = (
+    (re.compile(r"^\s*type\s+\w+\s*(\[.*\])?\s*="), "PEP 695 `type` statement", (3, 12)),
+    (re.compile(r"^\s*(async\s+)?def\s+\w+\s*\["), "PEP 695 generic function", (3, 12)),
+    (re.compile(r"^\s*class\s+\w+\s*\["), "PEP 695 generic class", (3, 12)),
+    (re.compile(r"\bf(\"|').*\{[^}]*\1"), "f-string reusing its own quotes (PEP 701)", (3, 12)),
+)
 
 _PY2_HINTS = (
     (re.compile(r"^\s*print\s+[^\s(=]", re.M), "print statement"),
@@ -92,4 +112,10 @@ def describe_syntax_error(text: str, exc: SyntaxError) -> str:
                 f"Python 2 syntax ({what}) at {where}; tf-migrate reads Python 3 only: "
                 "convert the file first (e.g. `python -m lib2to3` or `futurize`); file left unchanged"
             )
+    for pattern, what, version in _NEWER_PYTHON_HINTS:
+        if sys.version_info < version and pattern.search(bad_line):
+            needs = ".".join(map(str, version))
+            running = ".".join(map(str, sys.version_info[:2]))
+            return (f"syntax error at {where}: {exc.msg} ({what} needs Python {needs}+, "
+                    f"tf-migrate is running on Python {running}); file left unchanged")
     return f"syntax error at {where}: {exc.msg}; file left unchanged"

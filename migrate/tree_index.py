@@ -64,8 +64,8 @@ def build_index(targets, options) -> TreeIndex:
 
     index = TreeIndex()
     for target in targets:
-        if target.is_stdin or target.dest is None:
-            continue
+        if target.is_stdin or target.dest is None or str(target.path).endswith(".ipynb"):
+            continue  # notebooks are programs, not modules other files import
         name = module_name(PurePosixPath(target.dest))
         if name is None:
             continue

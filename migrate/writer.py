@@ -20,17 +20,20 @@ TEMP_SUFFIX = ".tf-migrate.tmp"
 
 def atomic_write(path: Path, data: bytes, mode: Optional[int] = None) -> None:
     path = Path(path)
+    try:
+        existing = path.stat()
+    except FileNotFoundError:
+        existing = None
     if mode is None:
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
-            mode = 0o666 & ~_umask()
+        mode = stat.S_IMODE(existing.st_mode) if existing else 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if existing is not None:
+            _keep_owner(tmp, existing)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -39,6 +42,20 @@ def atomic_write(path: Path, data: bytes, mode: Optional[int] = None) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _keep_owner(tmp: str, original: os.stat_result) -> None:
+    """Give the new file the replaced file's owner and group (root rewriting a user's file).
+
+    Best effort: an unprivileged user can only give away nothing, and then the file
+    simply belongs to them, as any editor's save would make it.
+    """
+    if (original.st_uid, original.st_gid) == (os.getuid(), os.getgid()) or not hasattr(os, "chown"):
+        return
+    try:
+        os.chown(tmp, original.st_uid, original.st_gid)
+    except OSError:
+        pass
 
 
 def write_in_place(path: Path, data: bytes) -> None:

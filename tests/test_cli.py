@@ -266,3 +266,25 @@ def test_untouched_fixtures_stay_byte_identical(tmp_path):
     result = run_cli("apply", work, "--rules-module", TEST_RULES)
     assert result.returncode == 0, result.stderr
     assert {p.name: p.read_bytes() for p in work.iterdir()} == before
+
+
+# -- rewrite options (issue 6): plumbed into pipeline.Options ------------------------------
+def test_rewrite_flags_reach_the_rewrites(tmp_path):
+    program = (FIXTURES / "programs" / "cnn_bn.py").read_text()
+    (tmp_path / "prog.py").write_text(program)
+    forgot = program.replace("    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)\n"
+                             "    with tf.control_dependencies(update_ops):\n"
+                             "        train_op = ", "    if True:\n        train_op = ")
+    (tmp_path / "forgot.py").write_text(forgot)
+    prog, bug = tmp_path / "prog.py", tmp_path / "forgot.py"
+    assert "TF1FusedCompatBatchNormalization" not in invoke("diff", prog).output
+    assert "TF1FusedCompatBatchNormalization" in invoke("diff", prog, "--fused-bn", "exact").output
+    safe = invoke("diff", prog, "--safe-only").output
+    assert "left unchanged: a bounded rewrite, skipped by --safe-only" in safe
+    def added(result, text):
+        return [line for line in result.output.splitlines() if line.startswith("+") and text in line]
+    assert not added(invoke("diff", bug), "momentum=1.0")
+    assert added(invoke("diff", bug, "--preserve-bugs"), "momentum=1.0")
+    result = invoke("apply", prog, "--safe-only", "--fused-bn", "exact", "--preserve-bugs")
+    assert result.exit_code == 0 and "class Classifier(tf.keras.Model)" in prog.read_text()
+    assert CliRunner().invoke(cli, ["check", str(prog), "--safe-only"]).exit_code == 2  # apply/diff only

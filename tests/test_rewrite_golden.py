@@ -78,7 +78,8 @@ RUN = {
                    "train_adagrad([np.ones((2, 4), 'float32')] * 2)",
                    "losses = train_momentum([np.ones((2, 4), 'float32')] * 2, np.array([0, 1], 'int32'));"
                    " assert len(losses) == 2 and float(losses[1]) > 0",
-                   "train_clipped([np.ones((2, 4), 'float32')] * 2, np.array([0, 1], 'int32'))"],
+                   "train_clipped([np.ones((2, 4), 'float32')] * 2, np.array([0, 1], 'int32'))",
+                   "train_grouped([np.ones((2, 4), 'float32')])"],
 }
 
 BUILD_SCRIPT = r"""

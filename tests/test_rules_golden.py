@@ -44,7 +44,8 @@ def test_every_rule_has_a_fixture_that_triggers_it():
     seen = set()
     for path in CHECK_FIXTURES:
         seen.update(f.code for f in findings_of(path))
-    assert {rule.code for rule in ALL_RULES} <= seen
+    # TFM901 (unused suppression) is checked by the runner, not migrate_source: tests/test_suppressions.py
+    assert {rule.code for rule in ALL_RULES if not getattr(rule, "checked_by_runner", False)} <= seen
 
 
 @pytest.mark.parametrize("name", ["not_tensorflow", "keras3_tf2_code", "shadowed_alias"])

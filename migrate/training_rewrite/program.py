@@ -69,6 +69,7 @@ class TrainOp:
     # compute_gradients -> (processing) -> apply_gradients(apply_expr): the gradient list's name.
     gradients_name: Optional[str] = None
     apply_expr: Optional[cst.BaseExpression] = None
+    wired: bool = False  # the TF1 train op ran UPDATE_OPS (control_dependencies, tf.group, slim)
 
 
 @dataclass
@@ -266,6 +267,8 @@ class ProgramConverter:
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
                 value.func.attr.value == "apply_gradients" and len(targets) == 1:
             return self._apply_gradients(targets[0], value, wired)
+        if api == "tensorflow.group" and len(targets) == 1:
+            return self._group(targets[0], value)
         if api in CREATE_TRAIN_OP and len(targets) == 1:
             return self._create_train_op(targets[0], value, stmt)
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and \
@@ -307,6 +310,8 @@ class ProgramConverter:
         return prefix.rstrip("/")
 
     def _is_update_ops(self, node) -> bool:
+        if isinstance(node, cst.StarredElement):
+            return self._is_update_ops(node.value)
         if isinstance(node, cst.Name):
             return node.value in self.update_ops_names
         if isinstance(node, (cst.List, cst.Tuple)):
@@ -359,7 +364,8 @@ class ProgramConverter:
         optimizer_expr = call.func.value
         prelude: List[cst.BaseStatement] = []
         if isinstance(optimizer_expr, cst.Call) and self.resolve(optimizer_expr.func) in OPTIMIZER_NAMES:
-            opt_name = self._fresh(f"{name.replace('train_op', '').strip('_') or ''}_optimizer".strip("_"))
+            stem = re.sub(r"train_?op|minimize_?op|_?op$", "", name).strip("_")
+            opt_name = self._fresh(f"{stem}_optimizer" if stem else "optimizer")
             opt_stmt = cst.parse_statement(f"{opt_name} = 0")
             prelude = self._optimizer(opt_name, self.resolve(optimizer_expr.func), optimizer_expr,
                                       opt_stmt)
@@ -385,9 +391,7 @@ class ProgramConverter:
                 var_prefix = self.var_filters[arg.value.value]
             else:
                 raise Unmappable(f"minimize argument {key or 'positional'} is not supported yet")
-        if not wired and not self.preserve_bugs:
-            self.notes.append(("TFM206", "this train op never ran UPDATE_OPS"))
-        self.train_ops[name] = TrainOp(name, loss.value, opt_name, var_prefix=var_prefix)
+        self.train_ops[name] = TrainOp(name, loss.value, opt_name, var_prefix=var_prefix, wired=wired)
         return prelude
 
     def _compute_gradients(self, name: str, call: cst.Call) -> List[cst.BaseStatement]:
@@ -431,10 +435,28 @@ class ProgramConverter:
         loss, opt_name, var_prefix = self.gradient_sets[sources[0]]
         if opt_name != optimizer.value:
             raise Unmappable("gradients computed by one optimizer and applied by another")
-        if not wired and not self.preserve_bugs:
-            self.notes.append(("TFM206", "this train op never ran UPDATE_OPS"))
         self.train_ops[name] = TrainOp(name, loss, opt_name, var_prefix=var_prefix,
-                                       gradients_name=sources[0], apply_expr=expr)
+                                       gradients_name=sources[0], apply_expr=expr, wired=wired)
+        return []
+
+    def _group(self, name: str, call: cst.Call) -> List[cst.BaseStatement]:
+        """`tf.group(minimize_op, *update_ops)`: the train op, with its update ops run."""
+        ops, updates = [], 0
+        for arg in call.args:
+            if arg.keyword is not None:
+                continue
+            value = arg.value  # `*update_ops` is a star Arg whose value is the list
+            if isinstance(value, cst.Name) and value.value in self.train_ops:
+                ops.append(self.train_ops[value.value])
+            elif self._is_update_ops(value):
+                updates += 1
+            else:
+                raise Unmappable("tf.group of something other than a train op and UPDATE_OPS")
+        if len(ops) != 1:
+            raise Unmappable("tf.group without exactly one train op")
+        op = ops[0]
+        self.train_ops[name] = TrainOp(name, op.loss, op.optimizer, op.returns_loss, op.var_prefix,
+                                       op.gradients_name, op.apply_expr, wired=op.wired or updates > 0)
         return []
 
     def _create_train_op(self, name: str, call: cst.Call, stmt) -> List[cst.BaseStatement]:
@@ -445,7 +467,7 @@ class ProgramConverter:
         if not (isinstance(loss, cst.Name) and isinstance(optimizer, cst.Name)
                 and optimizer.value in self.optimizers):
             raise Unmappable("create_train_op of an expression")
-        self.train_ops[name] = TrainOp(name, loss.value, optimizer.value, returns_loss=True)
+        self.train_ops[name] = TrainOp(name, loss.value, optimizer.value, returns_loss=True, wired=True)
         return []
 
     # -- the session block ----------------------------------------------------------------------
@@ -668,6 +690,8 @@ class ProgramConverter:
         objects = sorted(self._objects_in(slice_stmts))
         if not objects:
             raise Unmappable(f"the loss of {op.name} uses no model object")
+        if not op.wired and not self.preserve_bugs:
+            self.notes.append(("TFM206", f"{op.name} never ran UPDATE_OPS in TF1"))
         stem = re.sub(r"_?train_op$|^train_op_?", "", op.name)
         name = self._fresh(f"train_{stem}_step" if stem else "train_step")
         self.step_names[op.name] = name

@@ -1,0 +1,1 @@
+"""Convert TF1 `tf.train.Saver` checkpoints to the migrated Keras models (issue 8)."""

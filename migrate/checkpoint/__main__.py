@@ -1,0 +1,3 @@
+from migrate.checkpoint.command import main
+
+main()
