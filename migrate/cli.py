@@ -193,8 +193,13 @@ def rules_command(code):
             rule = rules_registry.rule_by_code(code)
         except rules_registry.UnknownRuleCode as exc:
             raise click.UsageError(str(exc))
+        secondary = getattr(rule, "reported_codes", {})
+        if code.upper() in secondary:
+            click.echo(f"{code.upper()}: {secondary[code.upper()]} (reported by {rule.code})\n")
         click.echo(f"{rule.code} ({rule.name}): {rule.summary}\n")
         click.echo(rule.docs())
+        for extra, meaning in secondary.items():
+            click.echo(f"\nAlso reports {extra}: {meaning}.")
         return
     width = max(len(r.name) for r in rules_registry.ALL_RULES)
     for rule in rules_registry.ALL_RULES:

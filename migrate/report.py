@@ -19,6 +19,10 @@ FORMATS = ("text", "json", "sarif", "github")
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
+FUNCTION_REWRITES = ("TFM300", "TFM400")
+FUNCTIONS_LEFT = ("TFM301", "TFM401")
+
+
 @dataclass
 class Summary:
     command: str
@@ -31,6 +35,8 @@ class Summary:
     warnings: int = 0
     by_code: Dict[str, int] = field(default_factory=dict)
     rewrites_by_class: Dict[str, int] = field(default_factory=dict)
+    functions_rewritten: int = 0  # model functions and training programs converted (TFM300/TFM400)
+    functions_left: int = 0  # left unchanged with a reason (TFM301/TFM401)
 
     def add(self, result: FileResult) -> None:
         self.scanned += 1
@@ -46,6 +52,10 @@ class Summary:
             self.manual_files += 1
         for finding in result.findings:
             self.by_code[finding.code] = self.by_code.get(finding.code, 0) + 1
+            if finding.code in FUNCTION_REWRITES and finding.fixed:
+                self.functions_rewritten += 1
+            elif finding.code in FUNCTIONS_LEFT:
+                self.functions_left += 1
             if finding.fixed:
                 kind = finding.rewrite_class or EXACT
                 self.rewrites_by_class[kind] = self.rewrites_by_class.get(kind, 0) + 1
@@ -57,8 +67,12 @@ class Summary:
             return (f"Scanned {files}: {_plural(self.findings, 'finding')} in "
                     f"{_plural(self.manual_files, 'file')}, {errors}.")
         verb = "changed" if self.command == "apply" else "would change"
+        functions = ""
+        if self.functions_rewritten or self.functions_left:
+            functions = (f"; {_plural(self.functions_rewritten, 'function')} rewritten, "
+                         f"{self.functions_left} left unchanged")
         return (f"Scanned {files}: {self.changed} {verb}, {self.manual_files} with findings needing "
-                f"manual work ({_plural(self.manual_findings, 'finding')}), {errors}.")
+                f"manual work ({_plural(self.manual_findings, 'finding')}), {errors}{functions}.")
 
     def to_json(self) -> dict:
         return {"files_scanned": self.scanned, "files_changed": self.changed,
@@ -66,6 +80,7 @@ class Summary:
                 "findings_needing_manual_work": self.manual_findings, "errors": self.errors,
                 "warnings": self.warnings, "findings_by_code": dict(sorted(self.by_code.items())),
                 "rewrites": sum(self.rewrites_by_class.values()),
+                "functions_rewritten": self.functions_rewritten, "functions_left": self.functions_left,
                 "rewrites_by_class": {k: self.rewrites_by_class.get(k, 0)
                                       for k in (EXACT, BOUNDED, BEHAVIOUR_CHANGE)}}
 
@@ -315,10 +330,13 @@ def _sarif_rule_for_code(code: str, rules) -> dict:
     from migrate import rules as registry
 
     try:
-        return sarif_rule(registry.rule_by_code(code, rules))
+        rule = registry.rule_by_code(code, rules)
     except registry.UnknownRuleCode:
-        pass
-    family = [r for r in rules if r.code[:5] == code[:5]]  # TFM30x: the TFM300 rule's family
+        rule = None
+    if rule is not None and rule.code == code:
+        return sarif_rule(rule)
+    # A code a rule reports besides its own (TFM302 by TFM300): an entry of its own id.
+    family = [rule] if rule is not None else [r for r in rules if r.code[:5] == code[:5]]
     text = (f"{code}: reported by the {family[0].code} ({family[0].name}) rewrite"
             if family else f"{code}: a tf-migrate finding")
     entry = {"id": code, "name": code.lower(), "shortDescription": {"text": text},

@@ -83,7 +83,8 @@ def select_rules(select: Optional[Sequence[str]] = None, ignore: Optional[Sequen
 
 
 def rule_by_code(code: str, extra: Sequence[Type[Rule]] = ()) -> Type[Rule]:
+    """The rule reporting `code`: its own code, or one of the codes it reports besides."""
     for rule in list(ALL_RULES) + list(extra):
-        if rule.code == code.upper():
+        if rule.code == code.upper() or code.upper() in getattr(rule, "reported_codes", {}):
             return rule
     raise UnknownRuleCode(f"unknown rule code: {code}")

@@ -69,6 +69,13 @@ class ModelClasses(RewriteRule):
 
     code = "TFM300"
     name = "model-function-to-class"
+    # Codes this rule reports besides its own (`tf-migrate rules TFM302` explains them here).
+    reported_codes = {
+        "TFM301": "a model function left unchanged, with the reason",
+        "TFM302": "bounded: a batch norm TF1 ran fused (Bessel's n/(n-1) moving-variance correction)",
+        "TFM303": "behaviour change: a tf.keras batch norm whose updates TF1 never ran",
+        "TFM304": "--preserve-bugs kept never-updated statistics with momentum=1.0",
+    }
     summary = "TF1 model-building function becomes a Keras Model/Layer class"
     tokens = ("layers", "slim", "batch_norm", "BatchNormalization")
 

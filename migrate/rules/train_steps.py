@@ -64,6 +64,10 @@ class TrainSteps(RewriteRule):
 
     code = "TFM400"
     name = "session-loop-to-train-step"
+    reported_codes = {
+        "TFM401": "a training program left unchanged, with the reason",
+        "TFM403": "behaviour change: a GAN step now also updates the other network's batch norms",
+    }
     summary = "TF1 Session training loop becomes GradientTape train steps"
     tokens = ("Session",)
 
