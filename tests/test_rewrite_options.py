@@ -55,3 +55,15 @@ def test_preserve_bugs_keeps_never_updated_statistics_with_momentum_one(acceptan
     # No behaviour change is left (the input rank is not known statically, so the batch norms
     # stay "bounded": TF1 fused them only had the input been 4-D).
     assert not any(f.rewrite_class == "behaviour-change" for f in kept.findings)
+
+
+def test_a_suppression_on_the_def_line_keeps_the_function_unconverted():
+    source = PROGRAM.replace(b"def classifier(images, is_training):",
+                             b"def classifier(images, is_training):  # tf-migrate: ignore[TFM300]")
+    result = migrate(source)
+    text = result.new_text or source.decode()
+    assert "def classifier(images, is_training):  # tf-migrate: ignore[TFM300]" in text
+    assert "TFM301" not in text  # suppressed, not failed: no marker
+    assert "class Classifier" not in text
+    # The training program calls the unconverted function: it is left as well, with its reason.
+    assert "# tf-migrate: TFM401" in text

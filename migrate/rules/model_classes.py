@@ -114,16 +114,21 @@ class ModelClasses(RewriteRule):
         converted: Dict[str, ConvertedFunction] = {}
         failed: Dict[str, str] = {}
         forgotten = any(f.code == "TFM206" for f in getattr(ctx, "findings", []))
+        # `# tf-migrate: ignore[TFM300]` on a def line: no rewrite there, as ruff's noqa drops the fix.
+        suppressed = suppressed_functions(ctx, self.code)
         for name, info in functions.items():
             if info.is_program and not info.external and _builds_layers_itself(info, resolve):
                 failed[name] = ("it also builds the training machinery (loss, optimizer, "
                                 "EstimatorSpec...): the training-loop rewrite migrates it")
         for name in _helpers_first(functions):
             info = functions[name]
-            blocked = [h for h in info.calls_helpers if functions[h].is_model and h in failed]
+            if name in suppressed:
+                continue
+            blocked = [h for h in info.calls_helpers if functions[h].is_model
+                       and (h in failed or h in suppressed)]
             try:
                 if blocked:
-                    raise Unmappable(f"it calls `{blocked[0]}`, which could not be converted")
+                    raise Unmappable(f"it calls `{blocked[0]}`, which is not converted")
                 if info.training_param is None and _needs_training(info):
                     raise Unmappable("no parameter is the training flag")
                 converter = FunctionConverter(info, functions, resolve, indent, self.options,
@@ -199,6 +204,22 @@ def _resolver(ctx):
         name = analysis.dotted(node)
         return ctx.resolver.resolve_dotted(name) if name else None
     return resolve
+
+
+def suppressed_functions(ctx, code: str) -> Set[str]:
+    """Module-level functions whose `def` line carries a suppression of `code`."""
+    from migrate.suppressions import parse
+
+    if "tf-migrate" not in ctx.text:
+        return set()
+    lines = parse(ctx.text).lines
+    names = set()
+    for node in ctx.tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for suppression in lines.get(node.lineno, []):
+                if suppression.codes is None or code in suppression.codes:
+                    names.add(node.name)
+    return names
 
 
 def _externals(ctx, options):

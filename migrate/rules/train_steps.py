@@ -8,7 +8,8 @@ from migrate.findings import BEHAVIOUR_CHANGE, EXACT, Finding
 from migrate.model_rewrite.analysis import dotted
 from migrate.model_rewrite.layers import Unmappable
 from migrate.rules.base import RewriteRule
-from migrate.rules.model_classes import _drop_unused_slim_aliases, _resolver, _tensorflow_alias
+from migrate.rules.model_classes import (_drop_unused_slim_aliases, _resolver, _tensorflow_alias,
+                                         suppressed_functions)
 from migrate.training_rewrite.optimizers import TF1_RMSPROP_CLASS
 from migrate.training_rewrite.program import SESSIONS, ProgramConverter
 
@@ -90,8 +91,10 @@ class TrainSteps(RewriteRule):
         needs_rmsprop = False
         original_ranges = {n.name: (n.lineno, n.end_lineno) for n in ctx.tree.body
                            if isinstance(n, ast.FunctionDef)}
+        suppressed = suppressed_functions(ctx, self.code)
         for stmt in module.body:
-            if not (isinstance(stmt, cst.FunctionDef) and _opens_session(stmt, resolve)):
+            if not (isinstance(stmt, cst.FunctionDef) and _opens_session(stmt, resolve)) or \
+                    stmt.name.value in suppressed:
                 new_body.append(stmt)
                 continue
             name = stmt.name.value
