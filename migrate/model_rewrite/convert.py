@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from migrate import bn_mapping
+from migrate.cst_utils import assigned_names, target_names as _target_names
 from migrate.model_rewrite import analysis, fused_bn
 from migrate.model_rewrite.analysis import FunctionInfo, VARIABLE_SCOPES, dotted
 from migrate.model_rewrite.layers import (LAYER_APIS, LAYER_CLASS_APIS, KerasLayer, Unmappable,
@@ -537,14 +538,7 @@ class FunctionConverter:
         if stmt.orelse is not None and _contains_layers(stmt.orelse, self):
             raise Unmappable("layers built in both branches of an if")
         if not test_mentions_tensor:
-            items: List = []
-            saved_target, saved_attrs = self.condition_target, self.conditional_attrs
-            self.condition_target, self.conditional_attrs = items, []
-            try:
-                body = self.convert_block(stmt.body.body)
-                attrs = self.conditional_attrs
-            finally:
-                self.condition_target, self.conditional_attrs = saved_target, saved_attrs
+            body, items, attrs = self._conditional_block(stmt.body.body)
             else_items = [("stmt", f"self.{a} = None") for a in attrs]
             self._target_items().append(("if", _RENDER.code_for_node(stmt.test), items, else_items))
             new_if = stmt.with_changes(body=stmt.body.with_changes(body=body))
@@ -555,14 +549,7 @@ class FunctionConverter:
         shape_test = _shape_test(stmt.test, self.info.tensor_params, self.tensor_names)
         if shape_test is None or self.loop is not None:
             raise Unmappable("layers built under a condition on tensor values")
-        items = []
-        saved_target, saved_attrs = self.condition_target, self.conditional_attrs
-        self.condition_target, self.conditional_attrs = items, []
-        try:
-            body = self.convert_block(stmt.body.body)
-            attrs = self.conditional_attrs
-        finally:
-            self.condition_target, self.conditional_attrs = saved_target, saved_attrs
+        body, items, attrs = self._conditional_block(stmt.body.body)
         if len(attrs) != 1:
             raise Unmappable("a shape condition that builds several layers")
         self.build.append(("if", shape_test, items, [("stmt", f"self.{attrs[0]} = None")]))
@@ -572,6 +559,18 @@ class FunctionConverter:
         if stmt.orelse is not None:
             new_if = new_if.with_changes(orelse=self._transform(stmt.orelse))
         return [new_if]
+
+    def _conditional_block(self, stmts):
+        """Convert an if-body: (call statements, its __init__/build items, the attrs it creates)."""
+        items: List = []
+        saved_target, saved_attrs = self.condition_target, self.conditional_attrs
+        self.condition_target, self.conditional_attrs = items, []
+        try:
+            body = self.convert_block(stmts)
+            attrs = self.conditional_attrs
+        finally:
+            self.condition_target, self.conditional_attrs = saved_target, saved_attrs
+        return body, items, attrs
 
     # -- output ---------------------------------------------------------------------------------
     def _rename_in_call(self, stmt):
@@ -804,26 +803,7 @@ def _contains_layers(node, conv: FunctionConverter) -> bool:
 
 
 def _assign_targets(node) -> List[str]:
-    names = []
-    if isinstance(node, cst.SimpleStatementLine):
-        for small in node.body:
-            if isinstance(small, cst.Assign):
-                for t in small.targets:
-                    names.extend(_target_names(t.target))
-            elif isinstance(small, (cst.AugAssign, cst.AnnAssign)):
-                names.extend(_target_names(small.target))
-    return names
-
-
-def _target_names(target) -> List[str]:
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)):
-        out = []
-        for element in target.elements:
-            out.extend(_target_names(element.value))
-        return out
-    return []
+    return assigned_names(node, augmented=True)
 
 
 def _assigned_names(func) -> Set[str]:

@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
+from migrate.cst_utils import assigned_names as _assigned, names_read as _names_in, target_names as _target_names
 from migrate.model_rewrite.analysis import dotted
 from migrate.model_rewrite.layers import Unmappable, literal, render
 from migrate.model_rewrite.tf2_api import exists_in_tf2
@@ -79,46 +80,6 @@ class ProgramPlan:
     helpers: List[str]  # module-level source added before the function
     needs_tf1_rmsprop: bool = False
     notes: List[Tuple[str, str]] = field(default_factory=list)
-
-
-def _names_in(node) -> Set[str]:
-    names: Set[str] = set()
-
-    class V(cst.CSTVisitor):
-        def visit_Name(self, n):
-            names.add(n.value)
-
-        def visit_Attribute(self, n):
-            n.value.visit(self)
-            return False
-
-        def visit_Arg(self, n):
-            n.value.visit(self)
-            return False
-
-    node.visit(V())
-    return names
-
-
-def _assigned(stmt) -> List[str]:
-    out: List[str] = []
-    if isinstance(stmt, cst.SimpleStatementLine):
-        for small in stmt.body:
-            if isinstance(small, cst.Assign):
-                for target in small.targets:
-                    out.extend(_target_names(target.target))
-    return out
-
-
-def _target_names(target) -> List[str]:
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)):
-        names = []
-        for element in target.elements:
-            names.extend(_target_names(element.value))
-        return names
-    return []
 
 
 class _Substitute(cst.CSTTransformer):

@@ -1,0 +1,52 @@
+"""Small libcst helpers the rewrites share: which names a target binds, which names a node reads."""
+
+from __future__ import annotations
+
+from typing import List, Set
+
+import libcst as cst
+
+
+def target_names(target) -> List[str]:
+    """Names bound by an assignment or loop target (`a`, `a, b`, `[a, (b, c)]`)."""
+    if isinstance(target, cst.Name):
+        return [target.value]
+    if isinstance(target, (cst.Tuple, cst.List)):
+        names: List[str] = []
+        for element in target.elements:
+            names.extend(target_names(element.value))
+        return names
+    return []
+
+
+def assigned_names(stmt, augmented: bool = False) -> List[str]:
+    """Names a simple statement line assigns (with `augmented`, `+=` and annotated ones too)."""
+    names: List[str] = []
+    if isinstance(stmt, cst.SimpleStatementLine):
+        for small in stmt.body:
+            if isinstance(small, cst.Assign):
+                for target in small.targets:
+                    names.extend(target_names(target.target))
+            elif augmented and isinstance(small, (cst.AugAssign, cst.AnnAssign)):
+                names.extend(target_names(small.target))
+    return names
+
+
+def names_read(node) -> Set[str]:
+    """Variable names a node reads: not attribute names, not keyword-argument names."""
+    names: Set[str] = set()
+
+    class Reads(cst.CSTVisitor):
+        def visit_Name(self, name):
+            names.add(name.value)
+
+        def visit_Attribute(self, attribute):
+            attribute.value.visit(self)
+            return False
+
+        def visit_Arg(self, arg):
+            arg.value.visit(self)
+            return False
+
+    node.visit(Reads())
+    return names
