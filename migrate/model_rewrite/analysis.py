@@ -95,17 +95,30 @@ class _Uses(cst.CSTVisitor):
         self.tensor_exprs: List[cst.BaseExpression] = []
         self.assignments: Dict[str, List[cst.BaseExpression]] = {}
         self.helper_calls: List[cst.Call] = []
+        # Names passed to TF ops (tf.nn.dropout(h, keep_prob), tf.concat([a, b], 0)): run-time
+        # values, so a parameter among them is a `call` argument, not configuration.
+        self.op_arguments: Set[str] = set()
+        self.ctor_arguments: Set[str] = set()  # names in layer constructor arguments (configuration)
 
     def visit_Call(self, node: cst.Call) -> None:
         api = self.resolve(node.func)
         if api is not None:
             if any(api == m or (m.endswith(".") and api.startswith(m)) for m in PROGRAM_MARKERS):
                 self.program = True
+            if api.startswith("tensorflow.") and api not in LAYER_APIS and \
+                    api not in LAYER_CLASS_APIS and api not in VARIABLE_SCOPES and \
+                    not api.startswith(("tensorflow.assign", "tensorflow.Variable", "tensorflow.get_variable")):
+                for arg in node.args:
+                    if arg.keyword is None or arg.keyword.value not in ("name", "axis", "dtype"):
+                        self.op_arguments |= _all_names(arg.value)
             if api in LAYER_APIS:
                 self.builds_layers = True
                 positional = [a for a in node.args if a.keyword is None]
                 if positional:
                     self.tensor_exprs.append(positional[0].value)
+                for arg in node.args[1:]:
+                    if arg.keyword is None or arg.keyword.value not in TRAINING_KEYWORDS + ("inputs",):
+                        self.ctor_arguments |= _all_names(arg.value)
                 for arg in node.args:
                     if arg.keyword is not None and arg.keyword.value in ("inputs",):
                         self.tensor_exprs.append(arg.value)
@@ -170,6 +183,21 @@ def _names_in_tensor_position(expr) -> Set[str]:
     if isinstance(expr, cst.Attribute):
         return set()
     return set()
+
+
+def _all_names(expr) -> Set[str]:
+    names: Set[str] = set()
+
+    class V(cst.CSTVisitor):
+        def visit_Name(self, node):
+            names.add(node.value)
+
+        def visit_Attribute(self, node):
+            node.value.visit(self)
+            return False
+
+    expr.visit(V())
+    return names
 
 
 def _param_of(expr, params) -> Optional[str]:
@@ -313,6 +341,7 @@ def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> Non
             tensors.add(name)
         for value in uses.assignments.get(name, []):
             worklist.extend(_names_in_tensor_position(value))
+    tensors |= (set(params) & uses.op_arguments) - uses.ctor_arguments
     special = {info.training_param, info.scope_param, info.mode_param} | info.reuse_params
     info.tensor_params = [p for p in params if p in tensors and p not in special]
     info.config_params = [p for p in params if p not in tensors and p not in special]

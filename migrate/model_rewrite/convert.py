@@ -24,6 +24,7 @@ import libcst as cst
 
 from migrate import bn_mapping
 from migrate.cst_utils import assigned_names, target_names as _target_names
+from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite import analysis, fused_bn
 from migrate.model_rewrite.analysis import FunctionInfo, VARIABLE_SCOPES, dotted
 from migrate.model_rewrite.layers import (LAYER_APIS, LAYER_CLASS_APIS, KerasLayer, Unmappable,
@@ -575,7 +576,7 @@ class FunctionConverter:
     # -- output ---------------------------------------------------------------------------------
     def _rename_in_call(self, stmt):
         renamer = _ParamRenamer(self.info)
-        new = stmt.visit(renamer)
+        new = stmt.visit(TF1CallFixer(self.resolve)).visit(renamer)
         self.config_used_in_call |= renamer.config_used
         return new
 

@@ -26,6 +26,7 @@ import libcst as cst
 
 from migrate.cst_utils import assigned_names as _assigned, names_read as _names_in, target_names as _target_names
 from migrate.model_rewrite.analysis import dotted
+from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite.layers import Unmappable, literal, render
 from migrate.model_rewrite.tf2_api import exists_in_tf2
 from migrate.training_rewrite.optimizers import OPTIMIZER_NAMES, KerasOptimizer, map_optimizer
@@ -607,13 +608,14 @@ class ProgramConverter:
         for arg in args:
             substitutions[arg] = feeds[arg]
         if len(slice_stmts) == 1 and _assigned(slice_stmts[0]) == [name]:
-            return slice_stmts[0].body[0].value.visit(_Substitute(substitutions))
+            return slice_stmts[0].body[0].value.visit(_Substitute(substitutions)).visit(
+                _LossRewriter(self)).visit(TF1CallFixer(self.resolve))
         # Several statements: a helper function computes the value.
         helper = self._fresh(f"compute_{name}")
         objects = sorted(self._objects_in(slice_stmts))
         params = objects + args
         body = [s.visit(_Substitute({k: v for k, v in substitutions.items() if k not in args}))
-                for s in slice_stmts]
+                .visit(_LossRewriter(self)).visit(TF1CallFixer(self.resolve)) for s in slice_stmts]
         lines = [f"def {helper}({', '.join(params)}):"]
         for stmt in body:
             lines.append(self.indent + _RENDER.code_for_node(stmt).strip())
@@ -673,7 +675,8 @@ class ProgramConverter:
             lines.append(ind + _RENDER.code_for_node(self.plain_aliases[alias]).strip())
         lines.append(f"{ind}with {self.tf}.GradientTape() as tape:")
         for stmt in slice_stmts:
-            new = stmt.visit(_Substitute(substitutions)).visit(_LossRewriter(self))
+            new = stmt.visit(_Substitute(substitutions)).visit(_LossRewriter(self)).visit(
+                TF1CallFixer(self.resolve))
             text = _RENDER.code_for_node(new.with_changes(leading_lines=[])).strip()
             lines.extend(ind * 2 + line for line in text.splitlines())
         trained = objects
