@@ -49,9 +49,15 @@ class ModuleContext:
 
     # -- structure ------------------------------------------------------------------
     @cached_property
+    def nodes(self) -> List[ast.AST]:
+        """Every node of the module, walked once and shared by the rules (a walk per rule
+        was most of `check`'s time on TF1-heavy trees)."""
+        return list(ast.walk(self.tree))
+
+    @cached_property
     def parents(self) -> Dict[ast.AST, ast.AST]:
         parents = {}
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             for child in ast.iter_child_nodes(node):
                 parents[child] = node
         return parents
@@ -62,7 +68,7 @@ class ModuleContext:
         if not self.resolver.bindings:
             return []
         found = []
-        for node in ast.walk(self.tree):
+        for node in self.nodes:
             if isinstance(node, (ast.Attribute, ast.Name)) and isinstance(node.ctx, ast.Load):
                 parent = self.parents.get(node)
                 if isinstance(parent, ast.Attribute) and parent.value is node:

@@ -37,7 +37,7 @@ def update_ops_names(ctx: ModuleContext) -> Set[str]:
     if cached is not None:
         return cached
     names: Set[str] = set()
-    for node in ast.walk(ctx.tree):
+    for node in ctx.nodes:
         if isinstance(node, ast.Assign) and denotes_update_ops(ctx, node.value, names):
             for target in node.targets:
                 if isinstance(target, ast.Name):

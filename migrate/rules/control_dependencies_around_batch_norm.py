@@ -46,7 +46,7 @@ class ControlDependenciesAroundBatchNorm(Rule):
     tokens = BN_TOKENS
 
     def check(self, ctx):
-        for node in ast.walk(ctx.tree):
+        for node in ctx.nodes:
             if not isinstance(node, (ast.With, ast.AsyncWith)):
                 continue
             for call in control_dependency_items(ctx, node):

@@ -46,7 +46,7 @@ class ForgottenUpdateOps(Rule):
                      or (s.api == bn_mapping.CONTRIB and not s.mapping.updates_inline)]
         if not collected or self._reads_update_ops(ctx):
             return
-        for node in ast.walk(ctx.tree):
+        for node in ctx.nodes:
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr in _TRAIN_METHODS):
                 yield ctx.finding(
@@ -64,7 +64,7 @@ class ForgottenUpdateOps(Rule):
         for node, qualified in ctx.references:
             if qualified == "tensorflow.GraphKeys.UPDATE_OPS" or qualified in _IMPLICIT:
                 return True
-        for node in ast.walk(ctx.tree):
+        for node in ctx.nodes:
             if isinstance(node, ast.Attribute) and node.attr == "updates":
                 return True
             if isinstance(node, ast.Constant) and node.value == "update_ops":

@@ -34,7 +34,7 @@ class UpdateOpsCollection(Rule):
     tokens = ("UPDATE_OPS", "update_ops")
 
     def check(self, ctx):
-        for node in ast.walk(ctx.tree):
+        for node in ctx.nodes:
             if is_collection_read(ctx, node):
                 scoped = any(kw.arg == "scope" for kw in node.keywords) or len(node.args) > 1
                 extra = (" The scope filter becomes the sub-model called with training=True in that "

@@ -55,7 +55,7 @@ class UpdateOpsControlDependencies(Rule):
     tokens = UPDATE_OPS_TOKENS
 
     def check(self, ctx):
-        for node in ast.walk(ctx.tree):
+        for node in ctx.nodes:
             if not isinstance(node, (ast.With, ast.AsyncWith)):
                 continue
             for call in control_dependency_items(ctx, node):

@@ -34,7 +34,7 @@ class UpdatesCollectionsNone(Rule):
                "argument is dropped")
 
     def check(self, ctx):
-        for node in ast.walk(ctx.tree):
+        for node in ctx.nodes:
             if isinstance(node, ast.keyword) and node.arg == "updates_collections":
                 if literal_value(node.value) is None:
                     yield ctx.finding(node.value, self.code, self.MESSAGE)
