@@ -98,6 +98,9 @@ def _migrate(raw, path, rules, options, result, module_name=None) -> None:
             module, rule_fixed = rule.rewrite(module, ctx)
             fixed.extend(rule_fixed)
         new_text = module.code
+        if text.endswith("\r") and not text.endswith("\r\n") and not new_text.endswith("\r"):
+            # libcst drops a final lone CR (old Mac line ending): put the byte back.
+            new_text += "\r"
         if new_text != text:
             _check_parses(new_text, path)
             result.new_bytes = source.encode(new_text)

@@ -171,7 +171,8 @@ def run(config: RunConfig) -> int:
     out_root = Path(config.out_dir) if mirror else None
     if out_root is not None:
         out_root.mkdir(parents=True, exist_ok=True)
-        _write_mirror(targets, results, out_root)
+        # A file that cannot be written into the mirror is an error like any other.
+        summary.errors += _write_mirror(targets, results, out_root)
 
     for target, result in zip(python_targets, results):
         summary.add(result)
@@ -256,8 +257,10 @@ def _emit_stdin(config: RunConfig, result: FileResult, raw: bytes, out, show_dif
         out.write(report.colorize_diff(diff) if config.color else diff)
 
 
-def _write_mirror(targets, results, out_root: Path) -> None:
+def _write_mirror(targets, results, out_root: Path) -> int:
+    """Write the --out tree; return how many entries failed (each reported once)."""
     by_display = {r.path: r for r in results}
+    failures = 0
     for target in targets:
         if target.dest is None or target.is_stdin:
             continue
@@ -279,5 +282,10 @@ def _write_mirror(targets, results, out_root: Path) -> None:
                     # Unchanged, or not migratable: the mirror gets the original bytes.
                     writer.copy_file(target.path, dest)
         except OSError as exc:
+            result = by_display.get(target.display) if target.kind == discovery.PYTHON else None
+            if result is not None and result.error and result.error.startswith("cannot read"):
+                continue  # already reported (and counted) as unreadable: one line per file
+            failures += 1
             click.echo(report.error_line(target.display, f"cannot write to the output tree: "
                                          f"{exc.strerror or exc}"), err=True)
+    return failures
