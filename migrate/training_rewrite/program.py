@@ -59,6 +59,7 @@ _RENDER = cst.Module(body=[])
 class Placeholder:
     name: str
     default: Optional[cst.BaseExpression] = None
+    dtype: Optional[str] = None  # source of the placeholder's dtype (tf.float32), when given
 
 
 @dataclass
@@ -200,7 +201,16 @@ class ProgramConverter:
         api = self.resolve(value.func) if isinstance(value, cst.Call) else None
         if api in (PLACEHOLDER, PLACEHOLDER_DEFAULT) and len(targets) == 1:
             default = value.args[0].value if api == PLACEHOLDER_DEFAULT and value.args else None
-            self.placeholders[targets[0]] = Placeholder(targets[0], default)
+            dtype = None
+            if api == PLACEHOLDER:
+                dtype_arg = next((a.value for a in value.args if a.keyword is not None
+                                  and a.keyword.value == "dtype"), None)
+                positional = [a.value for a in value.args if a.keyword is None]
+                dtype_arg = dtype_arg or (positional[0] if positional else None)
+                name = self.resolve(dtype_arg) if dtype_arg is not None else None
+                if name is not None and name.startswith("tensorflow.") and exists_in_tf2(name):
+                    dtype = f"{self.tf}.{name[len('tensorflow.'):]}"
+            self.placeholders[targets[0]] = Placeholder(targets[0], default, dtype)
             return []
         if isinstance(value, cst.Call) and self._is_update_ops(value):
             self.update_ops_names.update(targets)
@@ -669,6 +679,11 @@ class ProgramConverter:
         opt = op.optimizer if op.optimizer not in objects + args else "optimizer"
         params = objects + [opt] + args + [p for p in hyper.values() if p not in args]
         lines = [f"@{self.tf}.function", f"def {name}({', '.join(params)}):"]
+        for arg in args:
+            dtype = self.placeholders[arg].dtype if arg in self.placeholders else None
+            if dtype is not None:
+                # A feed was converted to the placeholder's dtype in TF1 (float64 numpy -> float32).
+                lines.append(f"{ind}{arg} = {self.tf}.cast({arg}, {dtype})")
         for key, placeholder in hyper.items():
             lines.append(f"{ind}{opt}.{key}.assign({placeholder})  # fed at each step in TF1")
         for alias in sorted(used & set(self.plain_aliases)):
