@@ -207,11 +207,17 @@ def rules_command(code):
 
 
 def _register_optional_commands() -> None:
+    """verify and convert-checkpoint live in their own packages, apart from the rewriting code."""
     try:
         from migrate.verify.command import verify
     except ImportError:
         return
     cli.add_command(verify)
+    try:
+        from migrate.checkpoint.command import convert_checkpoint
+    except ImportError:
+        return
+    cli.add_command(convert_checkpoint)
 
 
 _register_optional_commands()

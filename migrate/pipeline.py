@@ -83,6 +83,7 @@ def _migrate(raw, path, rules, options, result, module_name=None) -> None:
     ctx = ModuleContext(path, text, tree)
     ctx.module_name = module_name
     instances = [rule_cls(options) for rule_cls in active]
+    ctx.active_codes = {rule.code for rule in instances}
     findings_by_rule = {rule: list(rule.check(ctx)) for rule in instances}
 
     findings: List[Finding] = []

@@ -78,6 +78,7 @@ def convert(ckpt, old, new, out, model_name=None, optimizer=False, use_ema=False
     if problems:
         raise CheckpointError("; ".join(problems.values()))
     model = models[0]
+    model["all_pairs"] = len(model["pairs"])
     if model_name:
         chosen = [p for p in model["pairs"] if model_name in (p["new"], p["old"])]
         if not chosen:
@@ -124,19 +125,22 @@ def convert(ckpt, old, new, out, model_name=None, optimizer=False, use_ema=False
     if dry_run:
         echo("dry run: nothing written")
         return EXIT_OK, res
-    echo("wrote %s (tf.train.Checkpoint: %s)" % (res["checkpoint"], ", ".join(res["objects"])))
+    if res.get("checkpoint"):
+        echo("wrote %s (tf.train.Checkpoint: %s)" % (res["checkpoint"],
+                                                     ", ".join(res["objects"])))
     for p in res.get("weights_h5", []):
-        echo("wrote %s" % p)
+        echo("wrote %s (model.load_weights)" % p)
     code = EXIT_OK
     if verify:
-        code, res["verify"] = _compare(workdir, model, tf1, echo)
+        code, res["verify"] = _compare(workdir, model, tf1, res.get("verified_formats", []),
+                                       echo)
     if own and code == EXIT_OK:
         import shutil
         shutil.rmtree(workdir, ignore_errors=True)
     return code, res
 
 
-def _compare(workdir, model, tf1, echo):
+def _compare(workdir, model, tf1, formats, echo):
     old = protocol.load_arrays(os.path.join(workdir, "%s.tf1.npz" % model["id"]))
     new = protocol.load_arrays(os.path.join(workdir, "%s.tf2.npz" % model["id"]))
     rtol, arel = compare.DEFAULT_TOLERANCES["forward"]
@@ -144,12 +148,14 @@ def _compare(workdir, model, tf1, echo):
     for entry in tf1["forward"]:
         if entry["new"] not in [p["new"] for p in model["pairs"]]:
             continue
-        for key in entry["outputs"]:
+        for key, fmt in [(k, f) for f in formats for k in entry["outputs"]]:
+            b = old[key]
+            key = "%s/%s" % (fmt, key)
             if key not in new:
                 ok = False
                 rows.append((key, None, "FAIL (no output on the new side)"))
                 continue
-            a, b = new[key], old[key]
+            a = new[key]
             if a.shape != b.shape:
                 ok = False
                 rows.append((key, None, "FAIL shape %s vs %s" % (a.shape, b.shape)))

@@ -120,6 +120,11 @@ def convert(np, op, opt, var_list, by_tf1, reader, ckpt, tf1_meta):
             notes.append("TF1 learning rate is a tensor (%s): velocity = -lr*accum uses "
                          "NEW's learning rate at step %s (%.6g); exact only if the rate is "
                          "constant from here" % (op.get("lr_tensor"), iterations, lr))
+    elif not op.get("lr_constant", True):
+        notes.append("TF1 learning rate is a tensor (%s): %s state holds no learning rate "
+                     "(or the same lr-scaled sums on both sides), so the conversion is exact "
+                     "provided NEW's schedule gives the same rate at iterations=%s"
+                     % (op.get("lr_tensor"), cls, iterations))
     for tf1_var in op["vars"]:
         kvar = by_tf1.get(tf1_var)
         if kvar is None:

@@ -18,7 +18,6 @@ creates its Session). Per model it writes `<id>.tf1.json` / `<id>.tf1.npz`:
 
 import os
 import sys
-import time
 import traceback
 
 from migrate.verify import old_worker, protocol
@@ -241,7 +240,7 @@ def run_model(tf, np, model, job, out_json, out_npz):
             if ckpt:
                 reader = tf.train.load_checkpoint(ckpt)
                 have = reader.get_variable_to_shape_map()
-                use_ema = job.get("use_ema")
+                use_ema = model.get("use_ema", job.get("use_ema"))
                 restored = []
                 for v in all_vars:
                     name = OW._clean(v.name)

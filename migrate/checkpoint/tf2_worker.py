@@ -11,9 +11,7 @@ inference mode on the TF1 inputs. Results go to `<id>.tf2.json` / `<id>.tf2.npz`
 """
 
 import inspect
-import math
 import os
-import re
 import sys
 import traceback
 
@@ -122,7 +120,7 @@ def run(job):
                                     spec.get("weights"))
     use_ema, with_opt = job.get("use_ema"), job.get("optimizer")
     others = mapping.classify(ckpt, tf1_meta, use_ema=use_ema, optimizer=with_opt)
-    rows, errors, values = [], [], {}
+    rows, errors, values, opt_notes = [], [], {}, []
     mism = {m[0]: m for m in res["shape_mismatch"]}
     model_names = {n for n, _ in tf1_model}
     selected = model.get("selected")
@@ -161,17 +159,29 @@ def run(job):
             src, how = name + mapping.EMA_SUFFIX, how + ", EMA shadow"
         values[var.path] = (var, reader.get_tensor(src))
         rows.append(mapping.row(name, cshape, "weight", var.path, "by " + how))
+    if use_ema:
+        taken = sum(1 for r in rows if r["how"].endswith("EMA shadow"))
+        if not taken:
+            opt_notes.append("--use-ema: the checkpoint has no ExponentialMovingAverage "
+                             "shadows of the model weights; raw values used")
+        else:
+            opt_notes.append("--use-ema: %d weight(s) take their EMA shadow values, the "
+                             "rest (e.g. batch-norm statistics) their raw values" % taken)
     for path in res["unmapped_keras"]:
         errors.append("Keras weight %s gets no value from the checkpoint" % path)
-        rows.append(mapping.row("-", None, "ERROR", path, "", "Keras weight without a TF1 variable"))
+        rows.append(mapping.row("-", None, "ERROR", path, "",
+                                "Keras weight without a TF1 variable"))
 
     # optimizer state
-    opt_objects, opt_notes = {}, []
+    opt_objects, skipped_ops = {}, set()
     if with_opt and tf1_meta.get("train_ops"):
         makers, chosen = _pair_makers(module, len(tf1_meta["train_ops"]))
         order = {id(v): i for m in models.values() for i, v in enumerate(m.trainable_variables)}
         by_tf1 = {n: kvars[i] for n, i in res["mapping"].items()}
         for i, op in enumerate(tf1_meta["train_ops"]):
+            if selected and not any(n in by_tf1 for n in op["vars"]):
+                skipped_ops.add(i)  # trains a model that --model did not select
+                continue
             maker = chosen[i]
             if maker is None:
                 errors.append("train op %d (%s): NEW defines no make_*optimizer() to receive its "
@@ -207,6 +217,9 @@ def run(job):
                 rows.append(mapping.row(name, shape, "skip", "", "",
                                         "ExponentialMovingAverage shadow (pass --use-ema to "
                                         "take it instead of the raw value)"))
+        elif kind in ("slot", "counter") and info.get("op") in skipped_ops:
+            rows.append(mapping.row(name, shape, "skip", "", "",
+                                    "optimizer state of a model not selected (--model)"))
         elif kind in ("slot", "counter"):
             what = "optimizer slot" if kind == "slot" else "optimizer counter"
             reason = ("%s of %s (pass --optimizer to carry optimizer state)"
@@ -235,44 +248,99 @@ def run(job):
                                     else "not in the selected model(s)"))
     result = {"rows": rows, "errors": errors, "notes": opt_notes,
               "checkpoint_vars": len(ckpt)}
-    if errors or job.get("dry_run"):
+    if errors:
         return result, {}
 
     for path, (var, value) in values.items():
         var.assign(value.astype(str(var.dtype)) if hasattr(value, "astype") else value)
-    many = len(models) > 1
+    many = model.get("all_pairs", len(models)) > 1  # keys stay stable under --model
     objs = {_objects_key(n, many): m for n, m in models.items()}
     for key, (opt, state) in opt_objects.items():
         state["apply"]()
         objs[key] = opt
+    # by position: a second instance of a class gets a uniquified path (`model_1/...`)
+    expected = [(v.path, np.asarray(v.numpy())) for v in kvars]
     out = job["out"]
-    os.makedirs(out, exist_ok=True)
-    ck = tf.train.Checkpoint(**objs)
-    prefix = ck.save(os.path.join(out, "ckpt"))
-    result["checkpoint"] = prefix
-    result["objects"] = sorted(objs)
+    stage = os.path.join(wd, "stage")
+    os.makedirs(stage, exist_ok=True)
+    prefix = tf.train.Checkpoint(**objs).save(os.path.join(stage, "ckpt"))
+    h5 = []
     if job.get("format") == "keras":
-        result["weights_h5"] = []
         for n, m in models.items():
-            path = os.path.join(out, "%s.weights.h5" % _objects_key(n, many))
+            path = os.path.join(stage, "%s.weights.h5" % _objects_key(n, many))
             m.save_weights(path)
-            result["weights_h5"].append(path)
+            h5.append((n, path))
+
+    def fresh_models(tag):
+        module2 = _import_new(model["new"], "%s_%s" % (model["id"], tag))
+        return build_models(tf, keras, module2, tf1_meta, arrays, pairs,
+                            spec.get("model_kwargs", {}))
+
+    def lost(fresh):
+        """Weights whose restored value is not the converted one."""
+        got = keras_vars(fresh, pairs)
+        if len(got) != len(expected):
+            return ["(a fresh model has %d weights, not %d)" % (len(got), len(expected))]
+        return [path for (path, want), v in zip(expected, got)
+                if not np.array_equal(np.asarray(v.numpy()), want)]
+
+    # round trip: every written artifact restores every weight into a fresh NEW model
+    restored = {}
+    fresh = fresh_models("tfckpt")
+    tf.train.Checkpoint(**{_objects_key(n, many): m for n, m in fresh.items()}).read(
+        prefix).expect_partial()
+    missing = lost(fresh)
+    if missing:
+        msg = ("tf.train.Checkpoint(%s) cannot hold %d of %d weights: %s. Keras 3 layers kept "
+               "in a Python list (self.x = [...]) are invisible to tf.train.Checkpoint; "
+               "a TF2 program restoring with tf.train.Checkpoint would silently keep their "
+               "initial values" % (", ".join(sorted(objs)), len(missing), len(expected),
+                                   ", ".join(missing)))
+        if h5:
+            result["notes"].append(msg + "; the checkpoint was not written, use the "
+                                   ".weights.h5 file(s) (model.load_weights)")
+        else:
+            result["errors"].append(msg + "; rerun with --format keras for .weights.h5")
+            return result, {}
+    else:
+        restored["tf"] = fresh
+    if h5:
+        fresh = fresh_models("h5")
+        for n, path in h5:
+            fresh[n].load_weights(path)
+        missing = lost(fresh)
+        if missing:
+            result["errors"].append(".weights.h5 round trip lost %s" % ", ".join(missing))
+            return result, {}
+        restored["keras"] = fresh
+    if job.get("dry_run"):
+        return result, {}
+    os.makedirs(out, exist_ok=True)
+    import shutil
+    written = []
+    if "tf" in restored:
+        for f in os.listdir(stage):
+            if f.startswith("ckpt-") or f == "checkpoint":
+                shutil.copy2(os.path.join(stage, f), os.path.join(out, f))
+        result["checkpoint"] = os.path.join(out, os.path.basename(prefix))
+        result["objects"] = sorted(objs)
+    result["weights_h5"] = []
+    for n, path in h5:
+        dst = os.path.join(out, os.path.basename(path))
+        shutil.copy2(path, dst)
+        result["weights_h5"].append(dst)
     out_arrays = {}
     if job.get("verify"):
-        module2 = _import_new(model["new"], model["id"] + "_restore")
-        fresh = build_models(tf, keras, module2, tf1_meta, arrays, pairs,
-                             spec.get("model_kwargs", {}))
-        status = tf.train.Checkpoint(**{_objects_key(n, many): m for n, m in fresh.items()}
-                                     ).read(prefix)
-        status.assert_existing_objects_matched()
-        for entry in tf1_meta["forward"]:
-            if entry["new"] not in fresh:
-                continue
-            inputs = [arrays[i["key"]] for i in entry["inputs"]]
-            outs = fresh[entry["new"]](*inputs, training=False)
-            flat = outs if isinstance(outs, (list, tuple)) else [outs]
-            for j, o in enumerate(flat):
-                out_arrays["out/%s/%d" % (entry["old"], j)] = np.asarray(o)
+        for fmt_name, fresh in restored.items():
+            for entry in tf1_meta["forward"]:
+                if entry["new"] not in fresh:
+                    continue
+                inputs = [arrays[i["key"]] for i in entry["inputs"]]
+                outs = fresh[entry["new"]](*inputs, training=False)
+                flat = outs if isinstance(outs, (list, tuple)) else [outs]
+                for j, o in enumerate(flat):
+                    out_arrays["%s/out/%s/%d" % (fmt_name, entry["old"], j)] = np.asarray(o)
+        result["verified_formats"] = sorted(restored)
     return result, out_arrays
 
 

@@ -68,6 +68,10 @@ class FunctionInfo:
     # `scope or 'x'` names the scope 'x' (a second call shares its variables); default_name='x'
     # makes TF1 uniquify it ('x_1'), so each call builds new variables.
     scope_default_shared: bool = False
+    # Two builds of this function share variables in TF1: `reuse` is a parameter, the scope has
+    # reuse=tf.AUTO_REUSE/True, or its name is a literal (a second build with a literal scope
+    # either reused the variables or failed), so every caller site uses one Keras object.
+    shares_variables: bool = False
     tensor_params: List[str] = field(default_factory=list)
     config_params: List[str] = field(default_factory=list)
     class_name: str = ""
@@ -318,6 +322,13 @@ def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> Non
                 info.scope_param = _param_of(name, params)
                 if isinstance(default, cst.SimpleString):
                     info.scope_default = default
+                reuse = keywords.get("reuse")
+                info.shares_variables = (
+                    isinstance(name, (cst.SimpleString, cst.ConcatenatedString))
+                    or info.scope_default_shared
+                    or (reuse is not None and (resolve(reuse) == "tensorflow.AUTO_REUSE"
+                                               or (isinstance(reuse, cst.Name) and reuse.value == "True"))))
+    info.shares_variables = info.shares_variables or bool(info.reuse_params)
 
     # Tensor parameters: backward closure from the layers' input positions through assignments.
     worklist = []

@@ -315,7 +315,6 @@ class FunctionConverter:
             else:
                 bound[arg.keyword.value] = arg.value
         ctor = [(p, bound[p]) for p in helper.config_params if p in bound]
-        tensors = [bound[p] for p in helper.tensor_params if p in bound]
         name_expr = bound.get(helper.scope_param) if helper.scope_param else None
         if name_expr is not None and literal(name_expr) is None:
             name_expr = None  # scope=None: the helper's default name
@@ -327,7 +326,9 @@ class FunctionConverter:
             layer.training = cst.parse_expression(
                 helper.mode_template.format(render(bound[helper.mode_param])))
         ref = self.register_helper(layer, helper)
-        args = [cst.Arg(t) for t in tensors]
+        # Keras 3 takes only the input positionally; other run-time values go by keyword.
+        present = [p for p in helper.tensor_params if p in bound]
+        args = [cst.Arg(bound[p]) if i == 0 else _kwarg(p, bound[p]) for i, p in enumerate(present)]
         if layer.training is not None:
             args.append(_kwarg("training", layer.training))
         return cst.Call(ref, args)

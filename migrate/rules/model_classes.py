@@ -105,7 +105,59 @@ class ModelClasses(RewriteRule):
         functions, converted, failed = self.convert_all(module, ctx, resolve, externals)
         if not converted and not failed:
             return module, []
+        self._settle(module, ctx, positions, functions, converted, failed, externals)
         return self._apply(module, ctx, positions, functions, converted, failed, externals)
+
+    def _settle(self, module, ctx, positions, functions, converted, failed, externals) -> None:
+        """All or nothing per call graph: a converted function may only be called by converted
+        functions, or by a training program the training-loop rewrite converts too. Otherwise the
+        caller would keep TF1 code calling a class (half-converted) or a function that no longer
+        exists (NameError); such functions are kept as they were and reported instead."""
+        from migrate.rules.train_steps import trial_convert_programs
+
+        def staying() -> Set[str]:
+            return {n for n, i in functions.items() if not i.external and n not in converted}
+
+        def rollback(name: str, reason: str) -> None:
+            failed[name] = reason
+            del converted[name]
+
+        for _ in range(2 * len(functions) + 2):
+            changed = False
+            for caller in sorted(staying()):
+                if not functions[caller].is_model:
+                    continue  # program callers: decided by the trial below
+                for helper in sorted(functions[caller].calls_helpers):
+                    if helper in converted:
+                        rollback(helper, f"it is called by `{caller}`, which stays TF1 code")
+                        changed = True
+            for name in sorted(converted):
+                blocked = [h for h in sorted(functions[name].calls_helpers)
+                           if functions[h].is_model and not functions[h].external
+                           and h not in converted]
+                if blocked:
+                    rollback(name, f"it calls `{blocked[0]}`, which is not converted")
+                    changed = True
+            if changed:
+                continue
+            # Functions that are not model functions but call converted models: only training
+            # programs the training-loop rewrite converts may do that.
+            callers = {n for n in staying() if not functions[n].is_model
+                       and any(h in converted for h in functions[n].calls_helpers)}
+            if not callers:
+                return
+            trial_module, _ = self._apply(module, ctx, positions, functions, converted, dict(failed),
+                                          externals)
+            ok = trial_convert_programs(trial_module, ctx, self.options) \
+                if "TFM400" in getattr(ctx, "active_codes", ()) else set()
+            for caller in sorted(callers - ok):
+                for helper in sorted(functions[caller].calls_helpers):
+                    if helper in converted:
+                        rollback(helper, f"it is called by `{caller}`, which stays TF1 code "
+                                         "(the training-loop rewrite cannot migrate it yet)")
+                        changed = True
+            if not changed:
+                return
 
     def convert_all(self, module: cst.Module, ctx, resolve, externals=None):
         """(function infos, converted classes by name, reasons of the failures by name)."""
@@ -237,7 +289,12 @@ def convertible_functions(text: str, ctx, options) -> list:
     module = cst.parse_module(text)
     resolve = _resolver(ctx)
     rule = ModelClasses(options)
-    functions, converted, _ = rule.convert_all(module, ctx, resolve, None)
+    functions, converted, failed = rule.convert_all(module, ctx, resolve, None)
+    if converted:
+        # Same all-or-nothing decision as the file's own run, so importers see what it will do.
+        ctx.active_codes = {r.code for r in __import__("migrate.rules", fromlist=["ALL_RULES"]).ALL_RULES}
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        rule._settle(module, ctx, positions, functions, converted, failed, None)
     records = []
     for name, result in converted.items():
         info = result.info
@@ -500,7 +557,7 @@ class _CallerRewriter(cst.CSTTransformer):
         if scope is not None and not (isinstance(scope, cst.Name) and scope.value == "None"):
             config.append(("name", scope))
         config_text = ", ".join(f"{p}={_RENDER.code_for_node(v)}" for p, v in config)
-        shared = bool(info.reuse_params)
+        shared = info.shares_variables
         key = f"{info.name}({config_text})" + ("" if shared else f"#{len(self.objects)}")
         obj = self.objects.get(key)
         if obj is None:
@@ -513,7 +570,9 @@ class _CallerRewriter(cst.CSTTransformer):
                 block_inserts = self.inserts[-1]
                 block_inserts.setdefault(self._statement_index(), []).append(
                     f"{obj} = {info.class_name}({config_text})")
-        args = [cst.Arg(bound[p]) for p in info.tensor_params if p in bound]
+        # Keras 3 takes only the input positionally; other run-time values go by keyword.
+        args = [cst.Arg(bound[p]) if i == 0 else _keyword_arg(p, bound[p])
+                for i, p in enumerate(p for p in info.tensor_params if p in bound)]
         training = bound.get(info.training_param) if info.training_param else None
         if training is None and info.mode_param and info.mode_param in bound:
             training = cst.parse_expression(
@@ -552,6 +611,11 @@ class _CallerRewriter(cst.CSTTransformer):
                 any(stmt is original for stmt in parent_blocks[-1].body):
             self._index_stack.pop()
         return super().on_leave(original, updated)
+
+
+def _keyword_arg(name: str, value) -> cst.Arg:
+    return cst.Arg(value, keyword=cst.Name(name),
+                   equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
 
 
 def _rewrite_callers(module: cst.Module, converted, functions) -> cst.Module:

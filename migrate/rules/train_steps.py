@@ -145,6 +145,26 @@ class TrainSteps(RewriteRule):
         return module, findings
 
 
+def trial_convert_programs(module: cst.Module, ctx, options) -> Set[str]:
+    """Names of the Session programs of `module` the training-loop rewrite would convert."""
+    resolve = _resolver(ctx)
+    tf_alias = _tensorflow_alias(ctx)
+    model_classes = _keras_model_classes(module, resolve)
+    names = _default_names(module)
+    ok = set()
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef) and _opens_session(stmt, resolve):
+            converter = ProgramConverter(stmt, resolve, tf_alias, model_classes, _module_names(module),
+                                         module.default_indent, names)
+            converter.preserve_bugs = bool(getattr(options, "preserve_bugs", False))
+            try:
+                converter.convert()
+            except Unmappable:
+                continue
+            ok.add(stmt.name.value)
+    return ok
+
+
 def _mark(stmt: cst.FunctionDef, reason: str) -> cst.FunctionDef:
     reason = " ".join(reason.split())
     for line in stmt.leading_lines:
