@@ -189,6 +189,11 @@ _INITIALIZERS = {
     "tensorflow.random_normal_initializer": "tf.keras.initializers.RandomNormal",
     "tensorflow.random_uniform_initializer": "tf.keras.initializers.RandomUniform",
     "tensorflow.keras.initializers.he_normal": "tf.keras.initializers.HeNormal",
+    # Same defaults in TF1 and Keras (scale 1, fan_in, truncated normal).
+    "tensorflow.variance_scaling_initializer": "tf.keras.initializers.VarianceScaling",
+    "tensorflow.initializers.variance_scaling": "tf.keras.initializers.VarianceScaling",
+    "tensorflow.initializers.glorot_uniform": "tf.keras.initializers.GlorotUniform",
+    "tensorflow.initializers.zeros": "tf.keras.initializers.Zeros",
 }
 
 LAYER_APIS = frozenset(_TF_LAYERS) | frozenset(_SLIM) | frozenset(

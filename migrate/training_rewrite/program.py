@@ -351,8 +351,9 @@ class ProgramConverter:
         loss = args[0].value if args else None
         if not isinstance(loss, cst.Name) or loss.value not in self.graph_names:
             raise Unmappable("minimize of an expression, not a loss computed in the program")
-        for arg in args[1:]:
-            key = arg.keyword.value if arg.keyword else None
+        for index, arg in enumerate(args[1:], start=1):
+            # minimize(loss, global_step, var_list, ...) positionally, as TF1 allowed.
+            key = arg.keyword.value if arg.keyword else {1: "global_step", 2: "var_list"}.get(index)
             if key == "global_step":
                 if not (isinstance(arg.value, cst.Name) and arg.value.value in self.global_steps):
                     raise Unmappable("minimize(global_step=...) of a step the rewrite does not know")
