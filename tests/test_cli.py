@@ -274,7 +274,7 @@ def test_rewrite_flags_reach_the_rewrites(tmp_path):
     (tmp_path / "prog.py").write_text(program)
     forgot = program.replace("    update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)\n"
                              "    with tf.control_dependencies(update_ops):\n"
-                             "        train_op = ", "    if True:\n        train_op = ")
+                             "        train_op = ", "    train_op = ")
     (tmp_path / "forgot.py").write_text(forgot)
     prog, bug = tmp_path / "prog.py", tmp_path / "forgot.py"
     assert "TF1FusedCompatBatchNormalization" not in invoke("diff", prog).output
