@@ -524,6 +524,10 @@ class FunctionConverter:
         for attr, _ in loop.lists:
             items.append(("stmt", f"self.{attr} = []"))
         items.append(("for", f"for {target_text} in {iter_text}:", loop.init_items))
+        for attr, _ in loop.lists:
+            # tf.train.Checkpoint follows attributes, not list items (Keras 3): name each layer.
+            items.append(("for", f"for index, layer in enumerate(self.{attr}):",
+                          [("stmt", f'setattr(self, f"{attr}_{{index}}", layer)')]))
         if isinstance(stmt.target, cst.Tuple) and not stmt.target.lpar:
             target_text = f"({target_text})"
         locals_text = ", ".join(local for _, local in loop.lists)

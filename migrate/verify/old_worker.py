@@ -234,7 +234,8 @@ def _extend_train_op(graph, op):
 
 
 def _is_flag(tensor):
-    return tensor.dtype.base_dtype.name == "bool" and tensor.shape.ndims == 0
+    # `tf.placeholder(tf.bool)` without a shape is the training flag too (common in real code).
+    return tensor.dtype.base_dtype.name == "bool" and tensor.shape.ndims in (0, None)
 
 
 def _shape(tensor, batch_size, what, spec_shape=None):
