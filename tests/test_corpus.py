@@ -68,8 +68,6 @@ UNVERIFIABLE_KEEP_PROB = ("verify exits 3: converted model's call(x, keep_prob) 
 XFAIL = {
     ("dangling", "dcgan_split/model.py"): DANGLING + " across files: ops.batchnorm -> "
                                                       "ops.Batchnorm, model.py `from ops import *`",
-    ("verify", "resnet_v2_scope.py"): UNVERIFIABLE_UNNAMED,
-    ("verify", "conv_autoencoder.py"): UNVERIFIABLE_UNNAMED,  # its shapeless bool flag now pairs
     ("verify", "mnist_deep_keep_prob.py"): UNVERIFIABLE_KEEP_PROB,
 }
 

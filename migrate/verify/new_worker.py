@@ -427,6 +427,8 @@ class NewModel(object):
             data.setdefault(full, full)
             data.setdefault(full.replace("/", "_"), full)
             data.setdefault(full.rsplit("/", 1)[-1], full)
+            if d.get("var"):
+                data.setdefault(d["var"], full)  # the program's own variable name
         argspec = []
         for p in sig.parameters.values():
             n = p.name

@@ -44,6 +44,9 @@ class _State(object):
         self.calls = {}
         self.graph = None
         self.dropout_sites = 0
+        # placeholder op name -> the Python variable the program assigned it to
+        # (`images = tf.placeholder(tf.float32)` pairs with a train-step parameter `images`).
+        self.placeholder_vars = {}
 
 
 STATE = _State()
@@ -64,6 +67,25 @@ def _install_hooks(tf):
         return base_init(self, *args, **kwargs)
 
     session_mod.BaseSession.__init__ = session_init
+
+    import linecache
+    import re
+    import sys as _sys
+
+    assignment = re.compile(r"^\s*([A-Za-z_]\w*)\s*=\s*")
+    for factory_name in ("placeholder", "placeholder_with_default"):
+        factory = getattr(tf, factory_name)
+
+        def named_factory(*args, _factory=factory, **kwargs):
+            tensor = _factory(*args, **kwargs)
+            caller = _sys._getframe(1)
+            line = linecache.getline(caller.f_code.co_filename, caller.f_lineno)
+            match = assignment.match(line)
+            if match:
+                STATE.placeholder_vars[tensor.op.name] = match.group(1)
+            return tensor
+
+        setattr(tf, factory_name, named_factory)
 
     opt_cls = optimizer_mod.Optimizer
     orig_compute = opt_cls.compute_gradients
@@ -653,6 +675,7 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                 "loss": _clean(rec["loss"].name), "fetch": t["fetch"].name,
                 "vars": [_clean(v.name) for v in rec["vars"]],
                 "data": [{"placeholder": _clean(p.name), "dtype": p.dtype.base_dtype.name,
+                          "var": STATE.placeholder_vars.get(p.op.name),
                           "shape": p.shape.as_list() if p.shape.ndims is not None else None}
                          for p in t["data"]],
                 "null_grad": null, "frozen": null if adam else []})
