@@ -50,3 +50,9 @@ def names_read(node) -> Set[str]:
 
     node.visit(Reads())
     return names
+
+
+def keyword_arg(name: str, value: cst.BaseExpression) -> cst.Arg:
+    """`name=value`, spaced as PEP 8 wants for keyword arguments (no spaces around `=`)."""
+    return cst.Arg(value=value, keyword=cst.Name(name),
+                   equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from migrate import bn_mapping
-from migrate.cst_utils import assigned_names, target_names as _target_names
+from migrate.cst_utils import assigned_names, keyword_arg as _kwarg, target_names as _target_names
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite import analysis, fused_bn
 from migrate.model_rewrite.analysis import FunctionInfo, VARIABLE_SCOPES, dotted
@@ -865,9 +865,6 @@ def _expr(value) -> cst.BaseExpression:
     return value
 
 
-def _kwarg(name: str, value: cst.BaseExpression) -> cst.Arg:
-    return cst.Arg(value=value, keyword=cst.Name(name),
-                   equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
 
 
 def _name_uses(func, name: str) -> int:

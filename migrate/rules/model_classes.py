@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from migrate.cst_utils import keyword_arg as _keyword_arg
 from migrate.findings import BOUNDED, BEHAVIOUR_CHANGE, EXACT, Finding
 from migrate.model_rewrite import analysis, fused_bn
 from migrate.model_rewrite.convert import ConvertedFunction, FunctionConverter, _RENDER
@@ -578,9 +579,7 @@ class _CallerRewriter(cst.CSTTransformer):
             training = cst.parse_expression(
                 info.mode_template.format(_RENDER.code_for_node(bound[info.mode_param])))
         if training is not None:
-            args.append(cst.Arg(training, keyword=cst.Name("training"),
-                                equal=cst.AssignEqual(cst.SimpleWhitespace(""),
-                                                      cst.SimpleWhitespace(""))))
+            args.append(_keyword_arg("training", training))
         return updated.with_changes(func=cst.Name(obj), args=args)
 
     def _statement_index(self) -> int:
@@ -611,11 +610,6 @@ class _CallerRewriter(cst.CSTTransformer):
                 any(stmt is original for stmt in parent_blocks[-1].body):
             self._index_stack.pop()
         return super().on_leave(original, updated)
-
-
-def _keyword_arg(name: str, value) -> cst.Arg:
-    return cst.Arg(value, keyword=cst.Name(name),
-                   equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
 
 
 def _rewrite_callers(module: cst.Module, converted, functions) -> cst.Module:

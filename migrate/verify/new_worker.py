@@ -553,27 +553,11 @@ def main(argv=None):
     if parent is not None:
         _wait_for(jobfile, parent)
     job = protocol.load_json(jobfile)
-    for model in job["models"]:
-        out_json, out_npz = protocol.side_paths(job["workdir"], model["id"], "new")
-        progress.write("start %s %f\n" % (model["id"], time.time()))
-        try:
-            keras.backend.clear_session()
-            run_model(tf, keras, np, model, job, out_json, out_npz)
-        except VerifyError as exc:
-            protocol.save_json(out_json, {"id": model["id"], "side": "new", "error": str(exc)})
-        except BaseException as exc:
-            if isinstance(exc, SystemExit):
-                msg = "new program called sys.exit(%s)" % (exc.code,)
-            else:
-                msg = "internal error on the new side: %s\n%s" % (
-                    _describe(exc), traceback.format_exc())
-            protocol.save_json(out_json, {"id": model["id"], "side": "new", "error": msg,
-                                          "internal": not isinstance(exc, SystemExit)})
-        progress.write("done %s %f\n" % (model["id"], time.time()))
-    progress.write("finished %f\n" % time.time())
-    progress.close()
-    sys.stderr.flush()
-    os._exit(0)
+    def run_one(model, out_json, out_npz):
+        keras.backend.clear_session()
+        run_model(tf, keras, np, model, job, out_json, out_npz)
+
+    protocol.run_models(job, "new", run_one, _describe, progress)
 
 
 if __name__ == "__main__":

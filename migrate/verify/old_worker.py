@@ -767,27 +767,8 @@ def main(argv=None):
     tf = tf1_runtime.install()
     _install_hooks(tf)
     progress.write("ready %f\n" % time.time())
-    for model in job["models"]:
-        out_json, out_npz = protocol.side_paths(job["workdir"], model["id"], "old")
-        progress.write("start %s %f\n" % (model["id"], time.time()))
-        try:
-            run_model(tf, model, job, out_json, out_npz)
-        except VerifyError as exc:
-            protocol.save_json(out_json, {"id": model["id"], "side": "old",
-                                          "error": str(exc)})
-        except BaseException as exc:  # user code: SystemExit, KeyboardInterrupt, ...
-            if isinstance(exc, SystemExit):
-                msg = "old program called sys.exit(%s)" % (exc.code,)
-            else:
-                msg = "internal error on the old side: %s\n%s" % (
-                    _describe(exc), traceback.format_exc())
-            protocol.save_json(out_json, {"id": model["id"], "side": "old", "error": msg,
-                                          "internal": not isinstance(exc, SystemExit)})
-        progress.write("done %s %f\n" % (model["id"], time.time()))
-    progress.write("finished %f\n" % time.time())
-    progress.close()
-    sys.stderr.flush()
-    os._exit(0)
+    protocol.run_models(job, "old", lambda model, out_json, out_npz: run_model(
+        tf, model, job, out_json, out_npz), _describe, progress)
 
 
 if __name__ == "__main__":

@@ -67,3 +67,32 @@ def redirect_stdout_to_stderr():
         pass
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+
+
+def run_models(job, side, run_one, describe, progress):
+    """The worker loop both sides share: run each model, turn user-code failures into a
+    per-model error record, report progress, and leave without running user atexit code."""
+    import sys
+    import time
+    import traceback
+
+    for model in job["models"]:
+        out_json, out_npz = side_paths(job["workdir"], model["id"], side)
+        progress.write("start %s %f\n" % (model["id"], time.time()))
+        try:
+            run_one(model, out_json, out_npz)
+        except VerifyError as exc:
+            save_json(out_json, {"id": model["id"], "side": side, "error": str(exc)})
+        except BaseException as exc:  # user code: SystemExit, KeyboardInterrupt, ...
+            if isinstance(exc, SystemExit):
+                msg = "%s program called sys.exit(%s)" % (side, exc.code)
+            else:
+                msg = "internal error on the %s side: %s\n%s" % (
+                    side, describe(exc), traceback.format_exc())
+            save_json(out_json, {"id": model["id"], "side": side, "error": msg,
+                                 "internal": not isinstance(exc, SystemExit)})
+        progress.write("done %s %f\n" % (model["id"], time.time()))
+    progress.write("finished %f\n" % time.time())
+    progress.close()
+    sys.stderr.flush()
+    os._exit(0)
