@@ -30,7 +30,10 @@ class ModuleContext:
         self.path = path
         self.text = text
         self.tree = tree
-        self.resolver = ImportResolver(tree)
+        # One walk serves every rule: the node list, each node's parent, and the imports the
+        # resolver reads (three separate walks were most of `check`'s time on TF1-heavy trees).
+        self.nodes, self.parents = _walk(tree)
+        self.resolver = ImportResolver(tree, self.nodes)
         self._lines = text.splitlines(keepends=True)
 
     # -- positions ------------------------------------------------------------------
@@ -48,19 +51,6 @@ class ModuleContext:
         return Finding(self.path, line, col, code, message, **kwargs)
 
     # -- structure ------------------------------------------------------------------
-    @cached_property
-    def nodes(self) -> List[ast.AST]:
-        """Every node of the module, walked once and shared by the rules (a walk per rule
-        was most of `check`'s time on TF1-heavy trees)."""
-        return list(ast.walk(self.tree))
-
-    @cached_property
-    def parents(self) -> Dict[ast.AST, ast.AST]:
-        parents = {}
-        for node in self.nodes:
-            for child in ast.iter_child_nodes(node):
-                parents[child] = node
-        return parents
 
     @cached_property
     def references(self) -> List[Tuple[ast.AST, str]]:
@@ -115,6 +105,22 @@ class ModuleContext:
         """Module-level functions by name (the helpers a with-block may call)."""
         return {n.name: n for n in self.tree.body
                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _walk(tree: ast.AST):
+    """(every node, {child: parent}) in one pass over the tree."""
+    from collections import deque
+
+    nodes: List[ast.AST] = []
+    parents: Dict[ast.AST, ast.AST] = {}
+    todo = deque([tree])  # breadth first, the order of ast.walk
+    while todo:
+        node = todo.popleft()
+        nodes.append(node)
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+            todo.append(child)
+    return nodes, parents
 
 
 def literal_value(node):

@@ -90,12 +90,13 @@ def _is_tracked(qualified: str) -> bool:
 class ImportResolver:
     """Maps local names to the canonical TF API they are bound to."""
 
-    def __init__(self, tree: ast.Module):
+    def __init__(self, tree: ast.Module, nodes=None):
+        """`nodes`: every node of `tree`, when the caller has walked it already."""
         self.bindings: Dict[str, str] = {}
         self._bind_module_level(tree.body)
         # Imports inside functions and classes: they rarely shadow module names,
         # and TF1 code does `import tensorflow as tf` inside functions too.
-        for node in ast.walk(tree):
+        for node in (nodes if nodes is not None else ast.walk(tree)):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 self._bind_import(node, overwrite=False)
 
