@@ -84,18 +84,7 @@ def _lineno(obj):
         return 0
 
 
-def _flatten(out):
-    if isinstance(out, (list, tuple)):
-        res = []
-        for item in out:
-            res.extend(_flatten(item))
-        return res
-    if isinstance(out, dict):
-        res = []
-        for key in sorted(out):
-            res.extend(_flatten(out[key]))
-        return res
-    return [out]
+_flatten = protocol.flatten
 
 
 def _loss_of(out):

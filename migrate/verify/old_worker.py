@@ -181,18 +181,7 @@ def _is_tensor(value):
     return isinstance(value, tensor_mod.Tensor)
 
 
-def _flatten(out):
-    if isinstance(out, (list, tuple)):
-        res = []
-        for item in out:
-            res.extend(_flatten(item))
-        return res
-    if isinstance(out, dict):
-        res = []
-        for key in sorted(out):
-            res.extend(_flatten(out[key]))
-        return res
-    return [out]
+_flatten = protocol.flatten
 
 
 def _wrap_model_function(module, fname):

@@ -96,3 +96,18 @@ def run_models(job, side, run_one, describe, progress):
     progress.close()
     sys.stderr.flush()
     os._exit(0)
+
+
+def flatten(out):
+    """A model's outputs (tensor, list, tuple or dict, nested) as a flat list, dict keys sorted."""
+    if isinstance(out, (list, tuple)):
+        res = []
+        for item in out:
+            res.extend(flatten(item))
+        return res
+    if isinstance(out, dict):
+        res = []
+        for key in sorted(out):
+            res.extend(flatten(out[key]))
+        return res
+    return [out]
