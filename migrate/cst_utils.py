@@ -32,6 +32,21 @@ def assigned_names(stmt, augmented: bool = False) -> List[str]:
     return names
 
 
+def bound_names(node) -> Set[str]:
+    """Every name an assignment or a for-loop inside `node` binds."""
+    names: Set[str] = set()
+
+    class Binds(cst.CSTVisitor):
+        def visit_AssignTarget(self, target):
+            names.update(target_names(target.target))
+
+        def visit_For(self, loop):
+            names.update(target_names(loop.target))
+
+    node.visit(Binds())
+    return names
+
+
 def names_read(node) -> Set[str]:
     """Variable names a node reads: not attribute names, not keyword-argument names."""
     names: Set[str] = set()

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from migrate import bn_mapping
-from migrate.cst_utils import assigned_names, keyword_arg as _kwarg, target_names as _target_names
+from migrate.cst_utils import assigned_names, bound_names, keyword_arg as _kwarg, target_names as _target_names
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite import analysis, fused_bn
 from migrate.model_rewrite.analysis import FunctionInfo, VARIABLE_SCOPES, dotted
@@ -127,6 +127,8 @@ class FunctionConverter:
         self.local_layers: Dict[str, str] = {}  # local name of a class-form layer -> attr
         self.tensor_names: Set[str] = set(info.tensor_params)
         self.condition_target: Optional[List] = None  # init items list while inside a config `if`
+        self.conditional_attrs: Optional[List[str]] = None  # attrs created inside that `if`
+        self.assigned_names: Set[str] = set()  # every name the function binds
         self.local_dicts: Dict[str, cst.Dict] = {}
         self.helper_objects: Dict[tuple, cst.BaseExpression] = {}
         self.normalizer_param_uses: Dict[str, int] = _normalizer_param_names(info.node)
@@ -193,7 +195,17 @@ class FunctionConverter:
         self.layers.append(record)
         return ref
 
-    conditional_attrs: Optional[List[str]] = None
+    def scope_defaults(self, api: str) -> Dict[str, cst.BaseExpression]:
+        """Keyword defaults the enclosing lexical slim.arg_scopes give `api` (inner ones win),
+        with a `normalizer_params` name replaced by the dict literal it was assigned."""
+        defaults: Dict[str, cst.BaseExpression] = {}
+        for ops, keywords in self.arg_scopes:
+            if api in ops:
+                defaults.update(keywords)
+        params = defaults.get("normalizer_params")
+        if isinstance(params, cst.Name) and params.value in self.local_dicts:
+            defaults["normalizer_params"] = self.local_dicts[params.value]
+        return defaults
 
     def _loop_local(self, base: str) -> str:
         local = _identifier(base)
@@ -372,8 +384,6 @@ class FunctionConverter:
         return ref
 
     # -- statements -----------------------------------------------------------------------------
-    assigned_names: Set[str] = set()
-
     def convert(self) -> ConvertedFunction:
         func = self.info.node
         if func.decorators:
@@ -387,7 +397,7 @@ class FunctionConverter:
         if body and analysis._is_docstring(body[0]):
             docstring = body[0]
             body = body[1:]
-        self.assigned_names = {n for n in _assigned_names(func)}
+        self.assigned_names = bound_names(func)
         scope_name = None
         if self.info.scope_name is not None:
             scope_with = body[0]
@@ -812,17 +822,6 @@ def _assign_targets(node) -> List[str]:
     return assigned_names(node, augmented=True)
 
 
-def _assigned_names(func) -> Set[str]:
-    names: Set[str] = set()
-
-    class V(cst.CSTVisitor):
-        def visit_AssignTarget(self, n):
-            names.update(_target_names(n.target))
-
-    func.visit(V())
-    return names
-
-
 def _shape_test(test, tensor_params, tensor_names) -> Optional[str]:
     """The condition with `x.shape` spelled `x_shape`, when it reads tensors only through shapes."""
     if not tensor_params:
@@ -835,21 +834,6 @@ def _shape_test(test, tensor_params, tensor_names) -> Optional[str]:
     if _mentions(leftover, set(tensor_names) | set(tensor_params)):
         return None
     return replaced
-
-
-def _scope_defaults(self, api: str) -> Dict[str, cst.BaseExpression]:
-    defaults: Dict[str, cst.BaseExpression] = {}
-    for ops, keywords in self.arg_scopes:
-        if api in ops:
-            defaults.update(keywords)
-    return defaults
-
-
-
-
-
-def build_plain(ref):
-    return ref
 
 
 def _suffix_name(name_expr, suffix: str):
@@ -899,17 +883,6 @@ def _normalizer_param_names(func) -> Dict[str, int]:
 
     func.visit(V())
     return counts
-
-
-def _scope_defaults_with_dicts(self, api: str) -> Dict[str, cst.BaseExpression]:
-    defaults = _scope_defaults(self, api)
-    params = defaults.get("normalizer_params")
-    if isinstance(params, cst.Name) and params.value in self.local_dicts:
-        defaults["normalizer_params"] = self.local_dicts[params.value]
-    return defaults
-
-
-FunctionConverter.scope_defaults = _scope_defaults_with_dicts
 
 
 def _snake(name: str) -> str:

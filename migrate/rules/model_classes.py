@@ -183,8 +183,6 @@ class ModelClasses(RewriteRule):
             try:
                 if blocked:
                     raise Unmappable(f"it calls `{blocked[0]}`, which is not converted")
-                if info.training_param is None and _needs_training(info):
-                    raise Unmappable("no parameter is the training flag")
                 converter = FunctionConverter(info, functions, resolve, indent, self.options,
                                               forgotten_update_ops=forgotten)
                 converter.preferred_quote = quote
@@ -426,11 +424,6 @@ def _builds_layers_itself(info, resolve) -> bool:
 
     info.node.visit(V())
     return bool(found)
-
-
-def _needs_training(info) -> bool:
-    """A batch norm or dropout with a non-literal training flag needs the flag parameter."""
-    return False
 
 
 def _tensorflow_alias(ctx) -> str:

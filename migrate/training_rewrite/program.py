@@ -24,7 +24,8 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import assigned_names as _assigned, names_read as _names_in, target_names as _target_names
+from migrate.cst_utils import (assigned_names as _assigned, bound_names, names_read as _names_in,
+                               target_names as _target_names)
 from migrate.model_rewrite.analysis import dotted
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite.layers import Unmappable, literal, render
@@ -326,7 +327,7 @@ class ProgramConverter:
 
     def _local_params(self, keras: KerasOptimizer) -> List[str]:
         """Names of the function's own locals the hyper-parameters read: factory parameters."""
-        locals_ = set(_assigned_in(self.func)) | {p.name.value for p in self.func.params.params}
+        locals_ = bound_names(self.func) | {p.name.value for p in self.func.params.params}
         used: Set[str] = set()
         for _, value in keras.arguments:
             used |= _names_in(cst.parse_expression(value))
@@ -804,17 +805,3 @@ def _tf_names(source: str, resolve) -> Set[str]:
 
     module.visit(V())
     return found
-
-
-def _assigned_in(func) -> Set[str]:
-    names: Set[str] = set()
-
-    class V(cst.CSTVisitor):
-        def visit_AssignTarget(self, node):
-            names.update(_target_names(node.target))
-
-        def visit_For(self, node):
-            names.update(_target_names(node.target))
-
-    func.visit(V())
-    return names
