@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 
@@ -97,7 +98,7 @@ class ConfigUsageError(click.ClickException):
 
 def _run(command, paths, jobs, exclude, select, ignore, fmt, output_file, color, quiet, verbose,
          config_file, isolated, rule_modules, out_dir=None, fused_bn=None, safe_only=False,
-         preserve_bugs=False):
+         preserve_bugs=False, run_with=None):
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose cannot be used together")
     try:
@@ -107,7 +108,7 @@ def _run(command, paths, jobs, exclude, select, ignore, fmt, output_file, color,
     # Command-line flags override the configuration file.
     select_codes = _split_codes(select) if select else tuple(c.upper() for c in project.select or ())
     ignore_codes = _split_codes(ignore) if ignore else tuple(c.upper() for c in project.ignore or ())
-    excludes = tuple(exclude) if exclude else tuple(project.exclude or ())
+    excludes = tuple(exclude) if exclude else project.anchored_excludes()
     options = Options(rewrite=command != "check", fused_bn=fused_bn or project.fused_bn or "keras",
                       safe_only=safe_only, preserve_bugs=preserve_bugs)
     stream = sys.stderr if command != "diff" else sys.stdout
@@ -118,7 +119,7 @@ def _run(command, paths, jobs, exclude, select, ignore, fmt, output_file, color,
                        verbose=verbose, output_file=output_file, options=options, project=project)
     try:
         _check_codes(project, rule_modules)
-        code = run(config)
+        code = (run_with or run)(config)
     except rules_registry.UnknownRuleCode as exc:
         raise click.UsageError(str(exc))
     sys.exit(code)
@@ -135,7 +136,31 @@ def _check_codes(project, rule_modules) -> None:
             raise ConfigUsageError(f"{project.path}: per-file-ignores: {exc}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """verify and convert-checkpoint live in their own packages, apart from the rewriting code,
+    and are imported only when used (or listed by --help): they import numpy, ~0.1 s of
+    start-up that check, diff and apply do not need (issue 7)."""
+
+    lazy_commands = {"verify": "migrate.verify.command:verify",
+                     "convert-checkpoint": "migrate.checkpoint.command:convert_checkpoint"}
+
+    def list_commands(self, ctx):
+        lazy = [name for name in self.lazy_commands if self.get_command(ctx, name) is not None]
+        return sorted(set(super().list_commands(ctx)) | set(lazy))
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is None and name in self.lazy_commands:
+            module_name, _, attribute = self.lazy_commands[name].partition(":")
+            try:
+                command = getattr(importlib.import_module(module_name), attribute)
+            except ImportError:
+                return None
+            self.add_command(command, name)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tf-migrate")
 def cli():
     """Migrate TensorFlow 1.x training code to TensorFlow 2, and prove the numbers match.
@@ -174,13 +199,20 @@ def diff(**kwargs):
 @rewrite_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write a migrated mirror of the input into DIR instead of changing files in place.")
-def apply(**kwargs):
+@click.option("--verify", "verify_first", is_flag=True,
+              help="Migrate into a temporary tree, run verify, and write only the files whose "
+                   "models pass; the others are left unchanged and reported (exit 1 mismatch, "
+                   "3 unverifiable). Settings from [tool.tf-migrate.verify].")
+def apply(verify_first=False, **kwargs):
     """Rewrite files in place, or into a mirror tree with --out DIR.
 
     Writes are atomic (temp file + rename). Exit 0 when every file was migrated
     or needed nothing, 1 when some sites were left for manual migration (each
     reported), 2 on errors.
     """
+    if verify_first:  # the harness lives in migrate.verify, apart from the rewriting code
+        from migrate.verify.apply_verified import run as run_verified
+        _run("apply", run_with=run_verified, **kwargs)
     _run("apply", **kwargs)
 
 
@@ -206,21 +238,6 @@ def rules_command(code):
         click.echo(f"{rule.code}  {rule.name.ljust(width)}  {rule.summary}")
 
 
-def _register_optional_commands() -> None:
-    """verify and convert-checkpoint live in their own packages, apart from the rewriting code."""
-    try:
-        from migrate.verify.command import verify
-    except ImportError:
-        return
-    cli.add_command(verify)
-    try:
-        from migrate.checkpoint.command import convert_checkpoint
-    except ImportError:
-        return
-    cli.add_command(convert_checkpoint)
-
-
-_register_optional_commands()
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ override the file. Unknown keys and wrongly typed values are errors (exit 2).
     [tool.tf-migrate]
     select = ["TFM1", "TFM2"]
     ignore = ["TFM107"]
-    exclude = ["third_party", "*_pb2.py"]
+    exclude = ["third_party", "*_pb2.py"]   # with a `/`: relative to this file's directory
     jobs = 4
     fused-bn = "keras"            # or "exact"
 
@@ -31,6 +31,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from migrate.discovery import Exclude
 
 try:  # Python 3.11+
     import tomllib as _toml
@@ -116,6 +118,11 @@ class Config:
     def root(self) -> Optional[Path]:
         """The project root: per-file-ignores globs are relative to it."""
         return self.path.parent.resolve() if self.path is not None else None
+
+    def anchored_excludes(self) -> Tuple[Exclude, ...]:
+        """`exclude`, anchored to the directory of the file it came from, as ruff does."""
+        anchor = self.path.parent.absolute() if self.path is not None else None
+        return tuple(Exclude(pattern, anchor) for pattern in self.exclude or ())
 
 
 def _load_toml(path: Path) -> dict:

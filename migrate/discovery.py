@@ -2,7 +2,7 @@
 
 Directories are walked for `*.py` and `*.ipynb`; hidden directories, `.venv`, `venv`,
 `build`, `site-packages`, `__pycache__` and `node_modules` are skipped, as are
-paths matching `--exclude` globs. Symbolic links are never followed out of the
+paths matching exclude globs (`Exclude`). Symbolic links are never followed out of the
 tree: a link to a file inside the tree is processed as that file (once), a link
 elsewhere is reported and left alone, and a mirror keeps links as links.
 Explicitly named files are processed whatever their extension, as ruff does.
@@ -43,11 +43,47 @@ class Target:
         return self.path is None
 
 
-def _excluded(rel: PurePosixPath, excludes: Sequence[str]) -> bool:
-    text = rel.as_posix()
-    return any(fnmatch.fnmatch(text, pattern) or fnmatch.fnmatch(rel.name, pattern)
-               or any(fnmatch.fnmatch(part, pattern) for part in rel.parts)
-               for pattern in excludes)
+@dataclass(frozen=True)
+class Exclude:
+    """An exclude glob and the directory it is anchored to, as ruff anchors them.
+
+    A pattern without a `/` (`third_party`, `*_pb2.py`) matches a file or directory of that
+    name anywhere; one with a `/` (`src/gen/*.py`) matches paths under `anchor` only. The
+    `exclude` of a `pyproject.toml` is anchored to that file's directory; `--exclude` to the
+    working directory (ruff) and, as before, to each directory walked.
+    """
+
+    pattern: str
+    anchor: Optional[Path] = None  # None: a command-line pattern
+
+    @property
+    def glob(self) -> str:
+        pattern = self.pattern.rstrip("/") or self.pattern
+        return pattern[2:] if pattern.startswith("./") else pattern
+
+    def anchored(self) -> str:
+        """The pattern as an absolute glob."""
+        base = self.anchor if self.anchor is not None else Path.cwd()
+        return Path(os.path.normpath(os.path.join(base, self.glob))).as_posix()
+
+    def matches(self, path: Path, rel: PurePosixPath) -> bool:
+        """`path` (as walked) is excluded; `rel` is it relative to the directory walked."""
+        glob = self.glob
+        if "/" not in glob and (fnmatch.fnmatch(rel.name, glob)
+                                or any(fnmatch.fnmatch(part, glob) for part in rel.parts)):
+            return True
+        if self.anchor is None and fnmatch.fnmatch(rel.as_posix(), glob):
+            return True  # the walked directory's relative path (before ruff's anchoring)
+        return fnmatch.fnmatch(Path(os.path.abspath(path)).as_posix(), self.anchored())
+
+
+def _excludes(excludes: Sequence) -> List[Exclude]:
+    """Plain strings are command-line patterns."""
+    return [e if isinstance(e, Exclude) else Exclude(e) for e in excludes]
+
+
+def _excluded(path: Path, rel: PurePosixPath, excludes: Sequence[Exclude]) -> bool:
+    return any(exclude.matches(path, rel) for exclude in excludes)
 
 
 def _skipped_dir(name: str) -> bool:
@@ -94,12 +130,14 @@ def _special_file(path: Path) -> Optional[str]:
     return None
 
 
-def discover(paths: Sequence[str], excludes: Sequence[str] = (), with_mirror: bool = False) -> List[Target]:
+def discover(paths: Sequence[str], excludes: Sequence = (), with_mirror: bool = False) -> List[Target]:
     """Every target named by `paths`, in a stable order.
 
-    With `with_mirror`, non-Python files, links and directories are returned
-    too, each with its destination under the mirror root.
+    `excludes`: `Exclude`s, or strings for command-line patterns. With `with_mirror`,
+    non-Python files, links and directories are returned too, each with its destination
+    under the mirror root.
     """
+    excludes = _excludes(excludes)
     targets: List[Target] = []
     seen_real = set()
     prefix_with_name = len(paths) > 1
@@ -165,7 +203,7 @@ def _walk(root: Path, base: PurePosixPath, excludes, with_mirror, seen_real) -> 
         for name in sorted(dirnames):
             path = here / name
             rel = rel_dir / name
-            if _skipped_dir(name) or _excluded(rel, excludes):
+            if _skipped_dir(name) or _excluded(path, rel, excludes):
                 continue
             if path.is_symlink():
                 if with_mirror:
@@ -178,7 +216,7 @@ def _walk(root: Path, base: PurePosixPath, excludes, with_mirror, seen_real) -> 
         for name in sorted(filenames):
             path = here / name
             rel = rel_dir / name
-            excluded = _excluded(rel, excludes)
+            excluded = _excluded(path, rel, excludes)
             is_python = name.endswith(PYTHON_SUFFIXES)
             if path.is_symlink():
                 problem = _symlink_problem(path)

@@ -14,8 +14,6 @@ import traceback
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Type
 
-import libcst as cst
-
 from migrate.context import ModuleContext
 from migrate.findings import Finding
 from migrate.rules.base import Rule, RewriteRule
@@ -82,6 +80,8 @@ def _migrate(raw, path, rules, options, result, module_name=None) -> None:
     tree = parse_python(text, path)
     ctx = ModuleContext(path, text, tree)
     ctx.module_name = module_name
+    if options.rewrite:  # the libcst half of a rule is loaded only by runs that rewrite
+        active = [rule_cls.rewriting_class() for rule_cls in active]
     instances = [rule_cls(options) for rule_cls in active]
     ctx.active_codes = {rule.code for rule in instances}
     findings_by_rule = {rule: list(rule.check(ctx)) for rule in instances}
@@ -93,6 +93,8 @@ def _migrate(raw, path, rules, options, result, module_name=None) -> None:
     if rewriters:
         # Rewriters mark the findings of the sites they resolved as fixed.
         ctx.findings = [f for rule_findings in findings_by_rule.values() for f in rule_findings]
+        import libcst as cst  # here, not at the top: `check` and files nothing rewrites never pay it
+
         module = cst.parse_module(text)
         fixed: List[Finding] = []
         for rule in rewriters:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -223,6 +222,9 @@ def _migrate_all(python_targets, rules, config) -> Tuple[List[FileResult], bytes
     _init_worker(list(config.select), list(config.ignore), list(config.rule_modules), options,
                  config.project)
     if config.jobs > 1 and len(file_items) > 1:
+        # Imported here: it pulls in multiprocessing, start-up that a -j 1 run does not need.
+        from concurrent.futures import ProcessPoolExecutor
+
         executor = ProcessPoolExecutor(
             max_workers=min(config.jobs, len(file_items)), initializer=_init_worker,
             initargs=(list(config.select), list(config.ignore), list(config.rule_modules), options,

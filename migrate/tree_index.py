@@ -42,6 +42,14 @@ class ExternalHelper:
 class TreeIndex:
     helpers: Dict[str, Dict[str, ExternalHelper]] = field(default_factory=dict)  # module -> name -> helper
     modules: Dict[str, str] = field(default_factory=dict)  # real path -> dotted module name
+    # module -> function -> reason: functions that convert on their own but stay functions
+    # because code of another module that stays TF1 uses them (all or nothing across files).
+    blocked: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    # module -> its literal `__all__` (what `from module import *` binds), None without one.
+    exports: Dict[str, Optional[Tuple[str, ...]]] = field(default_factory=dict)
+    # module -> its plain top-level classes (TF1 wrapper classes the rewrite may convert): any
+    # use by another module blocks them, since converted code never calls such objects.
+    classes: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
 
     def module_of(self, path: str) -> Optional[str]:
         return self.modules.get(os.path.realpath(path))
@@ -57,11 +65,16 @@ def module_name(dest: PurePosixPath) -> Optional[str]:
 
 
 def build_index(targets, options) -> TreeIndex:
-    """Analyse every target that builds layers; record the functions that convert."""
-    from migrate.context import ModuleContext
-    from migrate.rules.model_classes import convertible_functions
-    from migrate.source import SourceError, decode_source, parse_python
+    """Analyse every target that builds layers; record the functions that convert.
 
+    All or nothing across files: a function converts only if every user of it in the tree
+    converts too. The importers of each indexed module are analysed with the helpers they
+    import; a function some importer keeps as TF1 code (a caller the rewrite leaves unchanged,
+    a class method, module-level code) is `blocked` and stays a function in its own module.
+    That can change what other modules convert, so this repeats until nothing changes (blocks
+    only grow, so it ends). Everything is decided here, before any file is rewritten, hence
+    the same for every file order and every -j.
+    """
     index = TreeIndex()
     named = []
     for target in targets:
@@ -75,25 +88,212 @@ def build_index(targets, options) -> TreeIndex:
     # Only modules some other file of the tree imports can provide helpers: analysing the rest
     # here would double the libcst work of the run (measured: half of apply's time on tf_slim).
     imported = _imported_modules([t for t, _ in named], index)
+    modules = {}
     for target, name in named:
-        if name not in imported:
-            continue
+        parsed = _ParsedModule.load(target, name)
+        if parsed is not None:
+            modules[name] = parsed
+    providers = sorted(n for n, m in modules.items() if n in imported and m.builds_layers)
+    modules = {n: m for n, m in modules.items() if n in providers or m.mentions(providers)}
+    for name in list(modules):
+        try:
+            modules[name].tree
+        except Exception:  # a syntax error: the file's own run reports it
+            del modules[name]
+    providers = [n for n in providers if n in modules]
+    if not providers:
+        return index
+    for name in providers:
+        index.exports[name] = _literal_all(modules[name].tree)
+        index.classes[name] = _plain_classes(modules[name].tree)
+    for _ in range(2 * len(modules) + 2):
+        helpers = {}
+        for name in providers:
+            records = modules[name].helpers(index, options)
+            if records:
+                helpers[name] = records
+        index.helpers = helpers
+        grew = False
+        for name in sorted(modules):
+            for (source, function), reason in sorted(modules[name].users(index, options).items()):
+                if function not in index.blocked.setdefault(source, {}):
+                    index.blocked[source][function] = reason
+                    grew = True
+        if not grew:
+            break
+    index.blocked = {m: b for m, b in index.blocked.items() if b}
+    return index
+
+
+class _ParsedModule:
+    """One module of the tree, parsed once for every round of `build_index`."""
+
+    def __init__(self, name, text, display):
+        self.name, self.text, self.display = name, text, display
+        self.builds_layers = any(token in text for token in LAYER_TOKENS)
+        self._tree = None
+        self._helpers_cache = {}
+        self._users_cache = {}
+
+    @property
+    def tree(self):
+        from migrate.source import parse_python
+
+        if self._tree is None:  # parsed only when the module matters (most do not)
+            self._tree = parse_python(self.text, self.display)
+        return self._tree
+
+    @classmethod
+    def load(cls, target, name):
+        from migrate.source import SourceError, decode_source
+
         try:
             with open(target.path, "rb") as handle:
                 text = decode_source(handle.read()).text
         except (OSError, SourceError):
+            return None  # the file's own run reports the problem; the index just skips it
+        return cls(name, text, target.display) if "import" in text else None
+
+    def mentions(self, modules) -> bool:
+        """Whether the text names one of `modules` (cheap filter before parsing)."""
+        return any(m.rsplit(".", 1)[-1] in self.text for m in modules)
+
+    def _context(self):
+        from migrate.context import ModuleContext
+
+        ctx = ModuleContext(self.display, self.text, self.tree)
+        ctx.module_name = self.name
+        return ctx
+
+    def helpers(self, index, options) -> Dict[str, ExternalHelper]:
+        from migrate.rules.model_classes import convertible_functions
+
+        externals = externals_for(index, self.name, self.tree)
+        blocked = index.blocked.get(self.name, {})
+        key = (tuple(sorted((k, v) for k, v in externals.items())), tuple(sorted(blocked.items())))
+        if key not in self._helpers_cache:
+            try:
+                records = convertible_functions(self.text, self._context(), options,
+                                                externals=externals, blocked=blocked)
+            except Exception:  # the file's own run reports the problem; the index just skips it
+                records = []
+            self._helpers_cache[key] = {h.name: ExternalHelper(module=self.name, **h.__dict__)
+                                        for h in records}
+        return self._helpers_cache[key]
+
+    def users(self, index, options) -> Dict[Tuple[str, str], str]:
+        """(module, function) -> reason, for the imported helpers this module keeps as TF1 code."""
+        from migrate.rules.model_classes import staying_external_users
+
+        externals = externals_for(index, self.name, self.tree)
+        classes = class_refs_for(index, self.name, self.tree)
+        if not externals and not classes and not self._stars_unknown_exports(index):
+            return {}
+        blocked = index.blocked.get(self.name, {})
+        stars = tuple((source, tuple(sorted(index.helpers.get(source, {}))))
+                      for source in self._stars_unknown_exports(index))
+        key = (tuple(sorted((k, v) for k, v in externals.items())), tuple(sorted(blocked.items())),
+               stars)
+        if key not in self._users_cache:
+            found: Dict[Tuple[str, str], str] = {}
+            try:
+                users = staying_external_users(self.text, self._context(), options, externals,
+                                               blocked) if externals else {}
+            except Exception:
+                # Cannot tell which of its imports stay TF1: none of them may change.
+                users = {local: None for local in externals}
+            for local, user in users.items():
+                helper = externals[local][0]
+                found[(helper.module, helper.name)] = (
+                    f"it is used by {user} of module `{self.name}`, which stays TF1 code"
+                    if user is not None else
+                    f"module `{self.name}` imports it and could not be analysed")
+            from migrate.model_rewrite.usage import users_outside
+
+            for local, user in users_outside(self.tree, set(classes)).items():
+                found.setdefault(classes[local], (
+                    f"it is used by {user} of module `{self.name}`, which stays TF1 code"))
+            for source in self._stars_unknown_exports(index):
+                for function in index.helpers.get(source, {}):
+                    found.setdefault((source, function), (
+                        f"module `{self.name}` imports it with `from {source} import *` and "
+                        f"`{source}.__all__` is not a literal list the rewrite can update"))
+            self._users_cache[key] = found
+        return self._users_cache[key]
+
+    def _stars_unknown_exports(self, index) -> List[str]:
+        import ast
+
+        out = []
+        for node in self.tree.body:
+            if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+                source = resolve_in_tree(index, self.name, node.module, node.level)
+                if source in index.helpers and index.exports.get(source) == ("<computed>",):
+                    out.append(source)
+        return out
+
+
+def _plain_classes(tree) -> Tuple[str, ...]:
+    import ast
+
+    return tuple(node.name for node in tree.body if isinstance(node, ast.ClassDef)
+                 and not node.keywords
+                 and all(isinstance(b, ast.Name) and b.id == "object" for b in node.bases)
+                 and any(token in ast.unparse(node) for token in LAYER_TOKENS))
+
+
+def class_refs_for(index: Optional["TreeIndex"], importer: Optional[str], module_ast) -> Dict[str, Tuple[str, str]]:
+    """Local spelling -> (module, class) for the plain classes of indexed modules it imports."""
+    import ast
+
+    if index is None or not index.classes or importer is None:
+        return {}
+    found: Dict[str, Tuple[str, str]] = {}
+    for node in module_ast.body:
+        if isinstance(node, ast.ImportFrom):
+            source = resolve_in_tree(index, importer, node.module, node.level)
+            names = index.classes.get(source, ())
+            for alias in node.names:
+                if alias.name == "*":
+                    exports = index.exports.get(source)
+                    for name in names:
+                        if exports is None and not name.startswith("_") or \
+                                exports is not None and (name in exports or exports == ("<computed>",)):
+                            found[name] = (source, name)
+                    continue
+                local = alias.asname or alias.name
+                if alias.name in names:
+                    found[local] = (source, alias.name)
+                full = f"{source}.{alias.name}" if source else alias.name
+                for name in index.classes.get(full, ()):
+                    found[f"{local}.{name}"] = (full, name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                source = resolve_in_tree(index, importer, alias.name, 0)
+                if source in index.classes and (alias.asname or "." not in alias.name):
+                    for name in index.classes[source]:
+                        found[f"{alias.asname or alias.name}.{name}"] = (source, name)
+    return found
+
+
+def _literal_all(tree) -> Optional[Tuple[str, ...]]:
+    """The module's `__all__` if it is a literal list/tuple of strings; ("<computed>",) if it is
+    assigned otherwise; None without one."""
+    import ast
+
+    found: Optional[Tuple[str, ...]] = None
+    for node in tree.body:
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else [])
+        if not any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
             continue
-        if not any(token in text for token in LAYER_TOKENS):
-            continue
-        try:
-            tree = parse_python(text, target.display)
-            ctx = ModuleContext(target.display, text, tree)
-            helpers = convertible_functions(text, ctx, options)
-        except Exception:  # the file's own run reports the problem; the index just skips it
-            continue
-        if helpers:
-            index.helpers[name] = {h.name: ExternalHelper(module=name, **h.__dict__) for h in helpers}
-    return index
+        value = node.value
+        if isinstance(node, ast.Assign) and isinstance(value, (ast.List, ast.Tuple)) and all(
+                isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts):
+            found = tuple(e.value for e in value.elts) if found is None else ("<computed>",)
+        else:
+            found = ("<computed>",)
+    return found
 
 
 def _imported_modules(targets, index: TreeIndex) -> set:
@@ -113,12 +313,17 @@ def _imported_modules(targets, index: TreeIndex) -> set:
         for match in statement.finditer(text):
             if match.group(3):
                 for part in match.group(3).split(","):
-                    found.add(part.split(" as ")[0].strip())
+                    imported = part.split(" as ")[0].strip()
+                    found.add(imported)
+                    if "." in importer:
+                        found.add(_sibling(importer, imported))
                 continue
             source = match.group(1)
             level = len(source) - len(source.lstrip("."))
             base = resolve_import(importer, source.lstrip(".") or None, level) or ""
             found.add(base)
+            if level == 0 and "." in importer:
+                found.add(_sibling(importer, base))  # `from ops import *` next to a script
             for alias in match.group(2).strip("() \\").split(","):
                 name = alias.split(" as ")[0].strip()
                 if name:
@@ -137,6 +342,24 @@ def resolve_import(importer: str, module: Optional[str], level: int) -> Optional
     return ".".join(base + ([module] if module else [])) or None
 
 
+def _sibling(importer: str, module: str) -> str:
+    return f"{importer.rsplit('.', 1)[0]}.{module}"
+
+
+def resolve_in_tree(index: "TreeIndex", importer: str, module: Optional[str], level: int) -> Optional[str]:
+    """Like resolve_import, but `import ops` written in `pkg/model.py` means the tree's
+    `pkg.ops` when the tree has no top-level `ops`: scripts run from their own directory
+    (sys.path[0]) or put it on sys.path, as TF1 repositories commonly do."""
+    found = resolve_import(importer, module, level)
+    if level == 0 and found is not None and "." in importer:
+        known = set(index.modules.values())
+        if found not in known and not any(k.startswith(found + ".") for k in known):
+            sibling = _sibling(importer, found)
+            if sibling in known or any(k.startswith(sibling + ".") for k in known):
+                return sibling
+    return found
+
+
 def externals_for(index: Optional[TreeIndex], importer: Optional[str], module_ast) -> Dict[str, Tuple[ExternalHelper, str]]:
     """Local callable name -> (helper, how the class is spelled here) for imported model helpers.
 
@@ -150,7 +373,16 @@ def externals_for(index: Optional[TreeIndex], importer: Optional[str], module_as
     found: Dict[str, Tuple[ExternalHelper, str]] = {}
     for node in module_ast.body:
         if isinstance(node, ast.ImportFrom):
-            source = resolve_import(importer, node.module, node.level)
+            source = resolve_in_tree(index, importer, node.module, node.level)
+            if any(alias.name == "*" for alias in node.names):
+                # `from ops import *` binds the public names (or those `__all__` lists).
+                exports = index.exports.get(source)
+                if exports == ("<computed>",):
+                    continue  # unknown: build_index blocks these helpers instead
+                for name, helper in index.helpers.get(source, {}).items():
+                    if (name in exports) if exports is not None else not name.startswith("_"):
+                        found[name] = (helper, helper.class_name)
+                continue
             for alias in node.names:
                 local = alias.asname or alias.name
                 if source in index.helpers and alias.name in index.helpers[source]:
@@ -161,8 +393,9 @@ def externals_for(index: Optional[TreeIndex], importer: Optional[str], module_as
                     found[f"{local}.{name}"] = (helper, f"{local}.{helper.class_name}")
         elif isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name in index.helpers and (alias.asname or "." not in alias.name):
+                source = resolve_in_tree(index, importer, alias.name, 0)
+                if source in index.helpers and (alias.asname or "." not in alias.name):
                     local = alias.asname or alias.name
-                    for name, helper in index.helpers[alias.name].items():
+                    for name, helper in index.helpers[source].items():
                         found[f"{local}.{name}"] = (helper, f"{local}.{helper.class_name}")
     return found

@@ -134,3 +134,56 @@ def test_per_file_ignores_also_stop_rewrites(proj):
     result = invoke("diff", proj / "src", proj / "tests", "--rules-module", TEST_RULES,
                     "--select", "TFMT01", "-j", "1")
     assert "test_model.py" in result.output and "pkg/model.py" not in result.output
+
+
+# -- `exclude` anchored like ruff's ---------------------------------------------------------------
+def checked(result):
+    """The files a JSON report lists, relative to nothing (as given)."""
+    return sorted(f["path"] for f in json.loads(result.stdout)["files"])
+
+
+def test_config_exclude_with_a_slash_is_relative_to_the_pyproject(proj, tmp_path):
+    (proj / "src" / "pkg" / "gen").mkdir()
+    (proj / "src" / "pkg" / "gen" / "ops.py").write_text(BN_SOURCE)
+    write_config(proj, '[tool.tf-migrate]\nexclude = ["src/pkg/gen", "tests/*.py"]\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # Walking a subdirectory, from a working directory outside the project: still anchored.
+    files = checked(run_cli("check", proj / "src", proj / "tests", "--format", "json", cwd=elsewhere))
+    assert files == [str(proj / "src" / "pkg" / "model.py")]
+    # From the project root, with relative paths, the same.
+    files = checked(run_cli("check", "src", "tests", "--format", "json", cwd=proj))
+    assert files == ["src/pkg/model.py"]
+
+
+def test_config_exclude_is_not_relative_to_the_walked_directory(proj):
+    # `pkg/*.py` names <project>/pkg, which does not exist: src/pkg/model.py is still checked
+    # (before anchoring it was excluded when `src` was the directory walked).
+    write_config(proj, '[tool.tf-migrate]\nexclude = ["pkg/*.py"]\n')
+    files = checked(run_cli("check", "src", "--format", "json", cwd=proj))
+    assert files == ["src/pkg/model.py"]
+    # A pattern without a slash matches that name at any depth, as in ruff.
+    write_config(proj, '[tool.tf-migrate]\nexclude = ["pkg", "test_*.py"]\n')
+    assert checked(run_cli("check", ".", "--format", "json", cwd=proj)) == ["third_party/vendored.py"]
+
+
+def test_a_nested_pyproject_anchors_its_own_exclude(proj):
+    write_config(proj / "src", '[tool.tf-migrate]\nexclude = ["pkg/model.py"]\n')
+    assert checked(run_cli("check", "src", "--format", "json", cwd=proj)) == []
+    write_config(proj / "src", '[tool.tf-migrate]\nexclude = ["src/pkg/model.py"]\n')  # not under src/src
+    assert checked(run_cli("check", "src", "--format", "json", cwd=proj)) == ["src/pkg/model.py"]
+
+
+def test_command_line_exclude_is_relative_to_the_working_directory(proj):
+    # As ruff: `--exclude` with a slash is anchored to the working directory ...
+    files = checked(run_cli("check", "src", "tests", "--exclude", "src/pkg/*.py", "--format", "json",
+                            cwd=proj))
+    assert files == ["tests/test_model.py"]
+    # ... and, as before, also matches relative to each directory walked.
+    files = checked(run_cli("check", "src", "--exclude", "pkg/*.py", "--format", "json", cwd=proj))
+    assert files == []
+    # It replaces the file's `exclude` (a flag overrides the file).
+    write_config(proj, '[tool.tf-migrate]\nexclude = ["src"]\n')
+    assert checked(run_cli("check", ".", "--format", "json", cwd=proj)) == \
+        ["tests/test_model.py", "third_party/vendored.py"]
+    assert len(checked(run_cli("check", ".", "--exclude", "third_party", "--format", "json", cwd=proj))) == 2

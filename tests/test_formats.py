@@ -1,6 +1,8 @@
 """`--format text|json|sarif|github` and `-o FILE` for check, diff and apply, through the real CLI."""
 
+import copy
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -10,7 +12,8 @@ from click.testing import CliRunner
 from migrate.cli import cli
 from tests.conftest import FIXTURES, TEST_RULES, run_cli
 
-SCHEMA = json.loads((Path(__file__).parent / "sarif-schema-2.1.0.json").read_text())
+SCHEMA_FILE = Path(__file__).parent / "sarif-schema-2.1.0.json"  # the official OASIS file, see its SOURCE.txt
+SCHEMA = json.loads(SCHEMA_FILE.read_text())
 PROGRAM = (FIXTURES / "programs" / "cnn_bn.py").read_text()
 BN_SOURCE = (
     "import tensorflow as tf\n\n\n"
@@ -33,9 +36,37 @@ def project(tmp_path):
     return root
 
 
-def _sarif_validate(data):
+# jsonschema checks "uri"/"uri-reference" formats only with optional packages that are not
+# installed; these two checks hold the URIs we write to RFC 3986 without them.
+_URI_CHARS = re.compile(r"^(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$")
+FORMATS = jsonschema.FormatChecker()
+
+
+@FORMATS.checks("uri-reference")
+def _is_uri_reference(value):
+    return bool(_URI_CHARS.match(value))
+
+
+@FORMATS.checks("uri")
+def _is_uri(value):
+    return _is_uri_reference(value) and bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value))
+
+
+VALIDATOR = jsonschema.Draft7Validator(SCHEMA, format_checker=FORMATS)
+
+
+def test_the_schema_is_the_official_sarif_2_1_0_schema():
     jsonschema.Draft7Validator.check_schema(SCHEMA)
-    jsonschema.validate(data, SCHEMA, cls=jsonschema.Draft7Validator)
+    assert SCHEMA["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert SCHEMA["$id"].endswith("/sarif-schema-2.1.0.json")
+    assert SCHEMA["properties"]["version"]["enum"] == ["2.1.0"]
+    # The whole published file, not a hand-written subset: every SARIF object is defined.
+    assert len(SCHEMA["definitions"]) == 52 and "$comment" not in SCHEMA
+    assert len(SCHEMA_FILE.read_bytes()) == 112318
+
+
+def _sarif_validate(data):
+    VALIDATOR.validate(data)
     run = data["runs"][0]
     rules = run["tool"]["driver"]["rules"]
     ids = [r["id"] for r in rules]
@@ -77,6 +108,48 @@ def test_sarif_goes_to_stdout_for_check(project):
     result = run_cli("check", project / "model.py", "--format", "sarif")
     assert result.returncode == 1
     _sarif_validate(json.loads(result.stdout))
+
+
+def _errors(document):
+    return [error.message for error in VALIDATOR.iter_errors(document)]
+
+
+def test_the_schema_rejects_broken_sarif(project):
+    """Our real output validates; the same document broken in one place each time does not."""
+    result = invoke("check", project / "model.py", "--format", "sarif")
+    good = json.loads(result.output)
+    assert _errors(good) == [] and good["runs"][0]["results"]
+
+    def broken(change):
+        document = copy.deepcopy(good)
+        change(document["runs"][0])
+        return _errors(document)
+
+    assert any("'message' is a required property" in e
+               for e in broken(lambda run: run["results"][0].pop("message")))
+    assert broken(lambda run: run["results"][0].update(level="warn"))  # not none/note/warning/error
+    assert broken(lambda run: run["results"][0]["locations"][0]["physicalLocation"]["region"]
+                  .update(startLine=0))  # lines count from 1
+    assert broken(lambda run: run["tool"]["driver"].pop("name"))
+    assert broken(lambda run: run["invocations"][0].pop("executionSuccessful"))
+    assert broken(lambda run: run["results"][0].update(ruleIndex="0"))
+    assert broken(lambda run: run["results"][0].update(unknownProperty=1))  # additionalProperties
+    assert broken(lambda run: run["results"][0]["locations"][0]["physicalLocation"]
+                  ["artifactLocation"].update(uri="a file.py"))  # a space is not a URI
+    assert broken(lambda run: run["tool"]["driver"]["rules"].append(run["tool"]["driver"]["rules"][0]))
+
+
+def test_sarif_uris_are_escaped(tmp_path, monkeypatch):
+    odd = tmp_path / "sub dir" / "m\u00fcnchen #1.py"
+    odd.parent.mkdir()
+    odd.write_text(BN_SOURCE)
+    monkeypatch.chdir(tmp_path)
+    data = json.loads(invoke("check", ".", "--format", "sarif").output)
+    run = _sarif_validate(data)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]}
+    assert uris == {"sub%20dir/m%C3%BCnchen%20%231.py"}
+    outside = json.loads(invoke("check", odd, "--format", "sarif").output)  # absolute path given
+    assert _errors(outside) == []
 
 
 def test_github_annotations(project):

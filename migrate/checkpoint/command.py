@@ -19,6 +19,7 @@ import tempfile
 import click
 
 from migrate.checkpoint import mapping
+from migrate.checkpoint import report as json_report
 from migrate.verify import compare, discover, protocol, runner
 
 EXIT_OK, EXIT_MISMATCH, EXIT_ERROR = 0, 1, 2
@@ -86,7 +87,8 @@ def convert(ckpt, old, new, out, model_name=None, optimizer=False, use_ema=False
                                   % (model_name, ", ".join(p["new"] for p in model["pairs"])))
         model["pairs"] = chosen
         model["selected"] = [p["new"] for p in chosen]
-    model["ckpt"] = ckpt if verify else None
+    # the TF1 side restores CKPT for --verify and to evaluate a step-dependent learning rate
+    model["ckpt"] = ckpt if (verify or optimizer) else None
     own = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="tfm_ckpt_")
     job1 = {"workdir": workdir, "models": [model], "seed": seed, "batch_size": batch_size,
@@ -134,6 +136,8 @@ def convert(ckpt, old, new, out, model_name=None, optimizer=False, use_ema=False
     if verify:
         code, res["verify"] = _compare(workdir, model, tf1, res.get("verified_formats", []),
                                        echo)
+        rtol, arel = compare.DEFAULT_TOLERANCES["forward"]
+        res["verify_tolerance"] = {"rtol": rtol, "arel": arel}
     if own and code == EXIT_OK:
         import shutil
         shutil.rmtree(workdir, ignore_errors=True)
@@ -201,19 +205,34 @@ def _compare(workdir, model, tf1, formats, echo):
               help="verify's spec file (pairs, input shapes, [model.weights] overrides)")
 @click.option("--timeout", default=600, show_default=True, type=float,
               help="seconds per worker process")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, allow_dash=True),
+              default=None, help="also write a JSON report to FILE (`-`: stdout, the text "
+              "then goes to stderr): every checkpoint variable's fate, shapes, optimizer "
+              "conversions, the --verify numbers")
 def convert_checkpoint(ckpt, old, new, out, model_name, optimizer, use_ema, fmt, dry_run,
-                       do_verify, spec_path, timeout):
+                       do_verify, spec_path, timeout, report_path):
     """Convert a TF1 tf.train.Saver checkpoint CKPT of OLD into a TF2 checkpoint of NEW's
     Keras model(s). Exit 0 done, 1 --verify mismatch, 2 error (nothing written)."""
     if not out and not dry_run:
         raise click.UsageError("--out DIR is required (or --dry-run)")
+    to_stderr = report_path == "-"
+
+    def echo(line):
+        click.echo(line, err=to_stderr)
+
+    res, error = None, None
     try:
-        code, _ = convert(ckpt, old, new, out, model_name=model_name, optimizer=optimizer,
-                          use_ema=use_ema, fmt=fmt, dry_run=dry_run, verify=do_verify,
-                          spec_path=spec_path, timeout=timeout, echo=click.echo)
+        code, res = convert(ckpt, old, new, out, model_name=model_name, optimizer=optimizer,
+                            use_ema=use_ema, fmt=fmt, dry_run=dry_run, verify=do_verify,
+                            spec_path=spec_path, timeout=timeout, echo=echo)
     except (CheckpointError, discover.SpecError) as exc:
         click.echo("error: %s" % exc, err=True)
-        sys.exit(EXIT_ERROR)
+        code, error = EXIT_ERROR, str(exc)
+    if report_path:
+        options = {"model": model_name, "optimizer": optimizer, "use_ema": use_ema,
+                   "format": fmt, "dry_run": dry_run, "verify": do_verify, "spec": spec_path}
+        json_report.write(report_path, json_report.build(
+            code, res, ckpt=ckpt, old=old, new=new, out=out, options=options, error=error))
     sys.exit(code)
 
 

@@ -1,16 +1,16 @@
 """Account for every variable of a TF1 checkpoint (pure Python, no TensorFlow).
 
-Model variables go to Keras weights through the correspondence the model rewrite
-creates (`migrate.model_rewrite.weights.normalise_tf1_name`: slim `weights`/`biases`,
-`<layer>/BatchNorm/*` -> `<layer>_bn/*`) and the matcher `verify` uses
-(`migrate.verify.weightmap.map_weights`: scope tokens, the Keras model prefix, an outer
-scope that became the model, creation order among same-kind same-shape leftovers).
+Model variables go to Keras weights through the matcher `verify` uses
+(`migrate.verify.weightmap.map_weights`), which first applies the correspondence the model
+rewrite creates (`migrate.model_rewrite.weights.normalise_tf1_name`: slim
+`weights`/`biases`, `<layer>/BatchNorm/*` -> `<layer>_bn/*`), then matches scope tokens, the
+Keras model prefix, an outer scope that became the model, and creation order among
+same-kind same-shape leftovers.
 Everything else is classified: optimizer slots and `beta1_power`-style counters
 (converted with `--optimizer`, else skipped), the global step, EMA shadows (`--use-ema`),
 non-model variables; anything left is an error that names the variable.
 """
 
-from migrate.model_rewrite.weights import normalise_tf1_name
 from migrate.verify import weightmap
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
@@ -26,19 +26,9 @@ def row(name, shape, action, target="", how="", detail=""):
 
 
 def map_model_weights(tf1_vars, keras_vars, explicit=None):
-    """tf1_vars [(name, shape)], keras_vars [(path, shape)] -> weightmap result keyed by
-    the original TF1 names."""
-    normed = [(normalise_tf1_name(n), s) for n, s in tf1_vars]
-    back = {normalise_tf1_name(n): n for n, _ in tf1_vars}
-    explicit = {normalise_tf1_name(k): v for k, v in (explicit or {}).items()}
-    res = weightmap.map_weights(normed, keras_vars, explicit)
-    return {
-        "mapping": {back[n]: i for n, i in res["mapping"].items()},
-        "how": {back[n]: h for n, h in res["how"].items()},
-        "unmapped_tf1": [back[n] for n in res["unmapped_tf1"]],
-        "unmapped_keras": res["unmapped_keras"],
-        "shape_mismatch": [(back[a], b, c, d) for a, b, c, d in res["shape_mismatch"]],
-    }
+    """tf1_vars [(name, shape)], keras_vars [(path, shape)] -> verify's mapping
+    (`weightmap.map_weights`, which normalises TF1 names itself), keyed by the TF1 names."""
+    return weightmap.map_weights(tf1_vars, keras_vars, explicit)
 
 
 def classify(ckpt, tf1_meta, use_ema=False, optimizer=False):

@@ -12,7 +12,22 @@
 * RMSProp: `rms` -> `velocity`, `momentum` -> `momentum`, `mg` -> `average_gradient`
   (both keep lr inside the momentum accumulator: copied as they are).
 * Adagrad: `accumulator` -> `accumulator`.
+* Adadelta: TF1 `accum` (a <- rho*a + (1-rho)*g^2) and `accum_update`
+  (u <- rho*u + (1-rho)*d^2, with d = sqrt(u+eps)/sqrt(a+eps)*g and w <- w - lr*d) are
+  Keras's `accumulated_grad` and `accumulated_delta_var` under the same update (Keras
+  writes d with the opposite sign and adds it, which squares away): copied as they are.
 * GradientDescent: no state; `iterations` from the global step when there is one.
+
+A learning rate that decays with the step (`tf.train.exponential_decay(..., global_step)`,
+`piecewise_constant`, ...) lives outside the optimizer state on both sides: TF1 computes it
+from the global step, Keras from `optimizer.iterations` through its LearningRateSchedule.
+The conversion carries the step over (`iterations` = TF1's step count), so the schedule
+continues where TF1 stopped; it is checked, not assumed: the TF1 side evaluates its rate
+tensor in the graph restored from the checkpoint and it is compared with NEW's rate at the
+converted `iterations` (`lr_check`: exact / differs / unknown). Only Momentum's velocity
+holds a rate (-lr*accum, at the rate of the step the run resumes at); once the rate changes
+again Keras SGD's velocity (past rates inside) and TF1's accumulator (today's rate applied to
+it) follow different rules -- a property of the migrated optimizer, reported as a note.
 """
 
 import math
@@ -24,7 +39,17 @@ SLOT_TARGETS = {
     "RMSPropOptimizer": (("RMSprop",), {"rms": "_velocities", "momentum": "_momentums",
                                         "mg": "_average_gradients"}),
     "AdagradOptimizer": (("Adagrad",), {"accumulator": "_accumulators"}),
+    "AdadeltaOptimizer": (("Adadelta",), {"accum": "_accumulated_grads",
+                                          "accum_update": "_accumulated_delta_vars"}),
     "GradientDescentOptimizer": (("SGD",), {}),
+}
+# TF1 hyper-parameter -> Keras attribute, per class: the state formulas depend on them
+HYPER_CHECKS = {
+    "AdamOptimizer": [("beta1", "beta_1"), ("beta2", "beta_2"), ("epsilon", "epsilon")],
+    "MomentumOptimizer": [("momentum", "momentum"), ("use_nesterov", "nesterov")],
+    "RMSPropOptimizer": [("decay", "rho"), ("momentum", "momentum"), ("epsilon", "epsilon"),
+                         ("centered", "centered")],
+    "AdadeltaOptimizer": [("rho", "rho"), ("epsilon", "epsilon")],
 }
 
 
@@ -58,18 +83,14 @@ def convert(np, op, opt, var_list, by_tf1, reader, ckpt, tf1_meta):
     if not _keras_class_ok(opt, keras_names):
         raise SlotError("NEW's optimizer is %s, expected %s" % (type(opt).__name__,
                                                              " or ".join(keras_names)))
+    # The training rewrite's TF1Momentum (a rate that changes) keeps TF1's own accumulator.
+    tf1_momentum = cls == "MomentumOptimizer" and any(
+        c.__name__ == "TF1Momentum" for c in type(opt).__mro__)
+    if tf1_momentum:
+        slot_attrs = dict(slot_attrs, momentum="accumulators")
     hyper = op["hyper"]
     rows, notes, assigns = [], [], []
-    # hyper-parameters the state formulas depend on
-    checks = []
-    if cls == "AdamOptimizer":
-        checks = [("beta1", "beta_1"), ("beta2", "beta_2"), ("epsilon", "epsilon")]
-    elif cls == "MomentumOptimizer":
-        checks = [("momentum", "momentum"), ("use_nesterov", "nesterov")]
-    elif cls == "RMSPropOptimizer":
-        checks = [("decay", "rho"), ("momentum", "momentum"), ("epsilon", "epsilon"),
-                  ("centered", "centered")]
-    for tf1_key, keras_key in checks:
+    for tf1_key, keras_key in HYPER_CHECKS.get(cls, []):
         a, b = hyper.get(tf1_key), getattr(opt, keras_key, None)
         if a is None or b is None:
             continue
@@ -111,20 +132,7 @@ def convert(np, op, opt, var_list, by_tf1, reader, ckpt, tf1_meta):
     if iterations is not None:
         assigns.append((opt.iterations, np.asarray(iterations, dtype="int64")))
 
-    lr = hyper.get("learning_rate", hyper.get("lr"))
-    if cls == "MomentumOptimizer":
-        if not op.get("lr_constant", True) or lr is None:
-            if iterations is not None:
-                opt.iterations.assign(iterations)
-            lr = float(np.asarray(opt.learning_rate))
-            notes.append("TF1 learning rate is a tensor (%s): velocity = -lr*accum uses "
-                         "NEW's learning rate at step %s (%.6g); exact only if the rate is "
-                         "constant from here" % (op.get("lr_tensor"), iterations, lr))
-    elif not op.get("lr_constant", True):
-        notes.append("TF1 learning rate is a tensor (%s): %s state holds no learning rate "
-                     "(or the same lr-scaled sums on both sides), so the conversion is exact "
-                     "provided NEW's schedule gives the same rate at iterations=%s"
-                     % (op.get("lr_tensor"), cls, iterations))
+    lr, lr_check = _learning_rate(np, op, opt, iterations, cls, notes)
     for tf1_var in op["vars"]:
         kvar = by_tf1.get(tf1_var)
         if kvar is None:
@@ -141,7 +149,7 @@ def convert(np, op, opt, var_list, by_tf1, reader, ckpt, tf1_meta):
                                 "hyper-parameters" % (type(opt).__name__, attr, slot, tf1_var))
             target = targets[idx]
             value = reader.get_tensor(sname)
-            if cls == "MomentumOptimizer" and slot == "momentum":
+            if cls == "MomentumOptimizer" and slot == "momentum" and not tf1_momentum:
                 value = momentum_velocity(value, lr)
                 how = "-lr*accum (lr=%.6g)" % lr
             else:
@@ -157,4 +165,46 @@ def convert(np, op, opt, var_list, by_tf1, reader, ckpt, tf1_meta):
             var.assign(value)
 
     return {"rows": rows, "notes": notes, "apply": apply, "iterations": iterations,
-            "iterations_source": source}
+            "iterations_source": source, "lr_check": lr_check}
+
+
+def _learning_rate(np, op, opt, iterations, cls, notes):
+    """TF1's rate for the next step vs NEW's at the converted `iterations`.
+
+    Returns (the rate Momentum's velocity formula uses, lr_check dict)."""
+    hyper = op["hyper"]
+    constant = op.get("lr_constant", True)
+    tf1_lr = hyper.get("learning_rate", hyper.get("lr")) if constant else \
+        op.get("lr_at_checkpoint")
+    if iterations is not None:
+        opt.iterations.assign(iterations)  # a LearningRateSchedule reads it
+    keras_lr = float(np.asarray(opt.learning_rate))
+    check = {"tf1": tf1_lr, "keras": keras_lr, "step": iterations,
+             "schedule": not constant, "tf1_tensor": op.get("lr_tensor")}
+    if tf1_lr is None:
+        check["verdict"] = "unknown"
+        notes.append("TF1 learning rate %s could not be evaluated at the checkpoint (%s): "
+                     "exact only if NEW's rate at iterations=%s (%.6g) is TF1's"
+                     % (op.get("lr_tensor"), op.get("lr_at_checkpoint_error", "no value"),
+                        iterations, keras_lr))
+    elif math.isclose(float(tf1_lr), keras_lr, rel_tol=1e-6, abs_tol=1e-12):
+        check["verdict"] = "exact"
+        if not constant:
+            notes.append("step-dependent learning rate (%s): TF1's rate at the checkpoint "
+                         "(%.6g) equals NEW's schedule at iterations=%s: the schedule "
+                         "continues at the same step (exact)"
+                         % (op.get("lr_tensor"), keras_lr, iterations))
+    else:
+        check["verdict"] = "differs"
+        notes.append("learning rate: TF1 %.6g at the checkpoint, NEW %.6g at iterations=%s: "
+                     "resumed training will differ (check NEW's learning rate / schedule)"
+                     % (float(tf1_lr), keras_lr, iterations))
+    lr = float(tf1_lr) if tf1_lr is not None else keras_lr
+    if cls == "MomentumOptimizer" and not constant and not any(
+            c.__name__ == "TF1Momentum" for c in type(opt).__mro__):
+        notes.append("Momentum with a step-dependent rate: velocity = -lr*accum at the rate of "
+                     "the next step (%.6g); when the rate changes again Keras SGD keeps past "
+                     "rates inside its velocity while TF1 scales its accumulator by the new "
+                     "rate, so later steps differ (the migrated optimizer's rule, not the "
+                     "conversion)" % lr)
+    return lr, check

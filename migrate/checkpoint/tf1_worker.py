@@ -2,8 +2,8 @@
 
 Run as `python -m migrate.checkpoint.tf1_worker JOB.json` in a legacy process (it installs
 verify's TF1 stand-in, `migrate.verify.tf1_runtime`). The graph is built exactly as
-`verify` builds it (`migrate.verify.old_worker`: the program's own code runs until it
-creates its Session). Per model it writes `<id>.tf1.json` / `<id>.tf1.npz`:
+`verify` builds it (`migrate.verify.tf1_graph`, shared with verify's old side: the program's
+own code runs until it creates its Session). Per model it writes `<id>.tf1.json` / `<id>.tf1.npz`:
 
 * `vars`: the model variables (name, shape, dtype, trainable);
 * `train_ops`: per optimizer call, its class, hyper-parameters, var_list, slot variables
@@ -11,6 +11,8 @@ creates its Session). Per model it writes `<id>.tf1.json` / `<id>.tf1.npz`:
 * `global_step`, EMA shadow variables (`.../ExponentialMovingAverage`);
 * `forward`: per paired model function the inference-mode inputs (seeded arrays, saved)
   and, with `ckpt`, the outputs of the graph restored from that checkpoint;
+* with `ckpt`, each train op's learning rate tensor evaluated at the checkpoint
+  (`lr_at_checkpoint`: the rate of TF1's next step);
 * with `train_save` (tests): the program's train ops run N seeded steps, then
   `tf.compat.v1.train.Saver().save()`;
 * with `resume` (tests): restore a checkpoint, run K more seeded steps, record losses.
@@ -20,36 +22,15 @@ import os
 import sys
 import traceback
 
-from migrate.verify import old_worker, protocol
+from migrate.verify import protocol
+from migrate.verify.tf1_graph import (
+    ancestors, clean, describe, extend_train_op, Feeder, GraphComplete,
+    import_program, install_hooks, is_flag, is_tensor, model_outputs, STATE, training_value,
+    wrap_model_function)
 from migrate.verify.protocol import VerifyError
 
-OW = old_worker
 HYPER = ("_lr", "_learning_rate", "_beta1", "_beta2", "_epsilon", "_momentum",
          "_use_nesterov", "_decay", "_centered", "_initial_accumulator_value", "_rho")
-
-
-def _hook_optimizers(tf, records):
-    """Record optimizer objects and the variables each apply_gradients creates."""
-    from tensorflow.python.training import optimizer as optimizer_mod
-    cls = optimizer_mod.Optimizer
-    orig = cls.apply_gradients
-
-    def apply_gradients(self, grads_and_vars, *args, **kwargs):
-        grads_and_vars = list(grads_and_vars)
-        if not OW.STATE.active:
-            return orig(self, grads_and_vars, *args, **kwargs)
-        graph = tf.get_default_graph()
-        before = {v.name for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)}
-        op = orig(self, grads_and_vars, *args, **kwargs)
-        created = [v for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
-                   if v.name not in before]
-        records.append({"opt": self, "vars": [v for g, v in grads_and_vars if g is not None],
-                        "created": created,
-                        "global_step": kwargs.get("global_step",
-                                                  args[0] if args else None)})
-        return op
-
-    cls.apply_gradients = apply_gradients
 
 
 def _static(tf, value):
@@ -68,11 +49,11 @@ def _static(tf, value):
 
 
 def _describe_optimizer(tf, rec, graph):
-    opt = rec["opt"]
+    opt = rec["optimizer_object"]
     info = {"class": type(opt).__name__, "hyper": {}, "lr_constant": True,
-            "vars": [OW._clean(v.name) for v in rec["vars"]],
+            "vars": [clean(v.name) for v in rec["vars"]],
             "slots": {}, "non_slot": {},
-            "created": [OW._clean(v.name) for v in rec["created"]]}
+            "created": [clean(v.name) for v in rec["created"]]}
     for attr in HYPER:
         if hasattr(opt, attr):
             value, static = _static(tf, getattr(opt, attr))
@@ -84,62 +65,71 @@ def _describe_optimizer(tf, rec, graph):
         for v in rec["vars"]:
             s = opt.get_slot(v, slot)
             if s is not None:
-                info["slots"].setdefault(OW._clean(v.name), {})[slot] = OW._clean(s.name)
+                info["slots"].setdefault(clean(v.name), {})[slot] = clean(s.name)
     for name in ("beta1_power", "beta2_power"):
         try:
             nv = opt._get_non_slot_variable(name, graph=graph)
         except Exception:
             nv = None
         if nv is not None:
-            info["non_slot"][name] = OW._clean(nv.name)
+            info["non_slot"][name] = clean(nv.name)
     gs = rec.get("global_step")
     info["increments_global_step"] = gs is not None
     return info
 
 
 def _build(tf, model):
-    """The old program's graph, built as verify builds it; returns (graph, meta)."""
+    """The old program's graph, built as verify builds it; returns (graph, the train ops
+    recorded by verify's hooks, each with its optimizer object and the variables it created)."""
     graph = tf.Graph()
-    OW.STATE.__init__()
-    records = []
+    STATE.__init__()
     with graph.as_default():
         tf.set_random_seed(0)
-        OW.STATE.active = True
+        STATE.active = True
         try:
-            module = OW._import_program(model["old"], model["id"])
-        except OW._GraphComplete:
+            module = import_program(model["old"], model["id"])
+        except GraphComplete:
             module = None
         except BaseException as exc:
-            OW.STATE.active = False
-            raise VerifyError("importing the old program failed: %s" % OW._describe(exc))
+            STATE.active = False
+            raise VerifyError("importing the old program failed: %s" % describe(exc))
         if module is not None:
             for pair in model["pairs"]:
                 if not callable(getattr(module, pair["old"], None)):
                     raise VerifyError("old program has no function %r" % pair["old"])
-                OW._wrap_model_function(module, pair["old"])
+                wrap_model_function(module, pair["old"])
             entry = model.get("old_entry") or "main"
             fn = getattr(module, entry, None)
             if not callable(fn):
                 raise VerifyError("old program has no entry function %r" % entry)
-            OW.STATE.block_sessions = True
-            _HOOK_RECORDS[:] = []
+            STATE.block_sessions = True
             try:
                 fn(*model.get("old_entry_args", []))
-            except OW._GraphComplete:
+            except GraphComplete:
                 pass
             except BaseException as exc:
                 raise VerifyError("old program failed while building its graph: %s"
-                                  % OW._describe(exc))
+                                  % describe(exc))
             finally:
-                OW.STATE.block_sessions = False
-                OW.STATE.active = False
-            records = list(_HOOK_RECORDS)
-    if OW.STATE.graph is not None and OW.STATE.graph is not graph:
-        graph = OW.STATE.graph
-    return graph, records
+                STATE.block_sessions = False
+                STATE.active = False
+    if STATE.graph is not None and STATE.graph is not graph:
+        graph = STATE.graph
+    return graph, list(STATE.train_ops)
 
 
-_HOOK_RECORDS = []
+def _rates_at_checkpoint(sess, records, infos):
+    """A learning rate that is a tensor (decayed by the global step, ...) evaluated in the
+    graph restored from the checkpoint: the rate TF1 would use for its next step."""
+    for rec, info in zip(records, infos):
+        if info["lr_constant"]:
+            continue
+        opt = rec["optimizer_object"]
+        tensor = getattr(opt, "_lr" if hasattr(opt, "_lr") else "_learning_rate")
+        try:
+            info["lr_at_checkpoint"] = float(sess.run(tensor))
+        except Exception as exc:  # e.g. a rate fed through a placeholder
+            info["lr_at_checkpoint_error"] = describe(exc)
 
 
 def run_model(tf, np, model, job, out_json, out_npz):
@@ -157,27 +147,27 @@ def run_model(tf, np, model, job, out_json, out_npz):
         model_vars = [v for v in all_vars if v.name not in opt_vars and v.name not in gs_names
                       and v not in ema and v.dtype.base_dtype.is_floating]
         trainable = {v.name for v in graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)}
-        meta["vars"] = [{"name": OW._clean(v.name), "shape": v.shape.as_list(),
+        meta["vars"] = [{"name": clean(v.name), "shape": v.shape.as_list(),
                          "trainable": v.name in trainable} for v in model_vars]
-        meta["global_step"] = [OW._clean(v.name) for v in gs_vars]
-        meta["ema"] = [OW._clean(v.name) for v in ema]
-        meta["other_vars"] = [OW._clean(v.name) for v in all_vars
+        meta["global_step"] = [clean(v.name) for v in gs_vars]
+        meta["ema"] = [clean(v.name) for v in ema]
+        meta["other_vars"] = [clean(v.name) for v in all_vars
                               if v not in model_vars and v not in ema
                               and v.name not in opt_vars and v.name not in gs_names]
         meta["train_ops"] = [_describe_optimizer(tf, r, graph) for r in records]
-        feeder = OW._Feeder(tf, graph, seed, batch, model.get("inputs", {}))
+        feeder = Feeder(tf, graph, seed, batch, model.get("inputs", {}))
         flags = [op.outputs[0] for op in graph.get_operations()
                  if op.type in ("Placeholder", "PlaceholderWithDefault")
-                 and OW._is_flag(op.outputs[0])]
+                 and is_flag(op.outputs[0])]
         forward = []
         for pair in model["pairs"]:
-            calls = OW.STATE.calls.get(pair["old"]) or []
+            calls = STATE.calls.get(pair["old"]) or []
             if not calls:
                 raise VerifyError("old function %r was never called while the program built "
                                   "its graph" % pair["old"])
             chosen = None
             for call in calls:
-                flag, value = OW._training_value(call["args"])
+                flag, value = training_value(call["args"])
                 if flag is not None or value is False or value is None:
                     chosen = (call, flag)
                     break
@@ -186,13 +176,17 @@ def run_model(tf, np, model, job, out_json, out_npz):
                 meta.setdefault("notes", []).append(
                     "old %s() was only called in training mode" % pair["old"])
             call, flag = chosen
-            inputs = [(n, v) for n, v in call["args"] if OW._is_tensor(v) and not OW._is_flag(v)]
+            # Only a training-mode graph exists (an estimator TRAIN spec): NEW is compared in
+            # training mode too (batch statistics; the moving ones are then not compared).
+            only_training = training_value(call["args"])[1] is True
+            inputs = [(n, v) for n, v in call["args"] if is_tensor(v) and not is_flag(v)]
             inputs += [("%s.%s" % (n, k), v[k]) for n, v in call["args"] if isinstance(v, dict)
-                       for k in sorted(v) if OW._is_tensor(v[k]) and not OW._is_flag(v[k])]
-            outs = OW._model_outputs(call["out"])
-            feeding = {o.name for o in OW._ancestors(outs)}
+                       for k in sorted(v) if is_tensor(v[k]) and not is_flag(v[k])]
+            outs = model_outputs(call["out"])
+            feeding = {o.name for o in ancestors(outs)}
             inputs = [(n, v) for n, v in inputs if v.op.name in feeding]
-            entry = {"old": pair["old"], "new": pair["new"], "inputs": [], "outputs": []}
+            entry = {"old": pair["old"], "new": pair["new"], "inputs": [], "outputs": [],
+                     "training": only_training}
             for pname, tensor in inputs:
                 key = "in/%s/%s" % (pair["old"], pname)
                 arrays[key] = feeder.array(tensor, pname)
@@ -201,12 +195,12 @@ def run_model(tf, np, model, job, out_json, out_npz):
         meta["forward"] = [f[0] for f in forward]
 
         train_ops = []
-        for i, rec in enumerate(OW.STATE.train_ops):
-            fetch = OW._extend_train_op(graph, rec["op"])
-            anc = OW._ancestors([fetch, rec["loss"]])
+        for i, rec in enumerate(records):
+            fetch = extend_train_op(graph, rec["op"])
+            anc = ancestors([fetch, rec["loss"]])
             phs = [op.outputs[0] for op in anc
                    if op.type in ("Placeholder", "PlaceholderWithDefault")]
-            data = sorted([p for p in phs if not OW._is_flag(p) and p.op.type == "Placeholder"],
+            data = sorted([p for p in phs if not is_flag(p) and p.op.type == "Placeholder"],
                           key=lambda t: t.op._id)
             train_ops.append((fetch, rec["loss"], data))
 
@@ -215,14 +209,14 @@ def run_model(tf, np, model, job, out_json, out_npz):
             sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
 
             def run_steps(n, tag):
-                rng = OW._Feeder(tf, graph, seed + 1000, batch, model.get("inputs", {}))
+                rng = Feeder(tf, graph, seed + 1000, batch, model.get("inputs", {}))
                 losses = []
                 for step in range(n):
                     for i, (fetch, loss, data) in enumerate(train_ops):
-                        feed = {p: rng.array(p, OW._clean(p.name).rsplit("/", 1)[-1])
+                        feed = {p: rng.array(p, clean(p.name).rsplit("/", 1)[-1])
                                 for p in data}
                         for p, value in feed.items():
-                            arrays["%s_data/%d/%d/%s" % (tag, step, i, OW._clean(p.name))] = value
+                            arrays["%s_data/%d/%d/%s" % (tag, step, i, clean(p.name))] = value
                         for f in flags:
                             feed[f] = True
                         _, value = sess.run([fetch, loss], feed_dict=feed)
@@ -243,15 +237,17 @@ def run_model(tf, np, model, job, out_json, out_npz):
                 use_ema = model.get("use_ema", job.get("use_ema"))
                 restored = []
                 for v in all_vars:
-                    name = OW._clean(v.name)
+                    name = clean(v.name)
                     src = name
                     if use_ema and v in model_vars and \
                             name + "/ExponentialMovingAverage" in have:
                         src = name + "/ExponentialMovingAverage"
-                    if src in have:
+                    # a wrong shape is reported by the TF2 side, which names the variable
+                    if src in have and list(have[src]) == v.shape.as_list():
                         v.load(reader.get_tensor(src), sess)
                         restored.append(name)
                 meta["restored"] = restored
+                _rates_at_checkpoint(sess, records, meta["train_ops"])
                 for entry, inputs, outs, flag in forward:
                     feed = {t: arrays["in/%s/%s" % (entry["old"], p)] for p, t in inputs}
                     for f in flags:
@@ -275,8 +271,7 @@ def main(argv=None):
     protocol.redirect_stdout_to_stderr()
     from migrate.verify import tf1_runtime
     tf = tf1_runtime.install()
-    OW._install_hooks(tf)
-    _hook_optimizers(tf, _HOOK_RECORDS)
+    install_hooks(tf)
     import numpy as np
     for model in job["models"]:
         out_json = os.path.join(job["workdir"], "%s.tf1.json" % model["id"])
@@ -287,7 +282,7 @@ def main(argv=None):
             protocol.save_json(out_json, {"id": model["id"], "error": str(exc)})
         except BaseException as exc:
             protocol.save_json(out_json, {"id": model["id"], "error": "internal error on the "
-                                          "TF1 side: %s\n%s" % (OW._describe(exc),
+                                          "TF1 side: %s\n%s" % (describe(exc),
                                                                 traceback.format_exc())})
     sys.stderr.flush()
     os._exit(0)

@@ -17,7 +17,8 @@ import traceback
 
 from migrate.checkpoint import mapping, slots
 from migrate.verify import protocol
-from migrate.verify.new_worker import MAKER_RE, STEP_RE, _describe, _import_new, _lineno, snake
+from migrate.verify.new_worker import (MAKER_RE, STEP_RE, _describe, _import_new, _lineno, call_inputs,
+                                       constructor_arguments, snake)
 from migrate.verify.protocol import VerifyError
 
 
@@ -69,13 +70,17 @@ def build_models(tf, keras, module, tf1_meta, arrays, pairs, kwargs):
         cls = getattr(module, entry["new"], None)
         if not (inspect.isclass(cls) and issubclass(cls, keras.Model)):
             raise ConvertError("new program has no keras.Model subclass %r" % entry["new"])
+        if entry["new"] in kwargs:
+            args, named = [], kwargs[entry["new"]]
+        else:  # as NEW's own code constructs it (`ModelFn(params=PARAMS)`), like verify
+            args, named = constructor_arguments(module, entry["new"])
         try:
-            m = cls(**kwargs.get(entry["new"], {}))
+            m = cls(*args, **named)
         except TypeError as exc:
             raise ConvertError("cannot construct new %s(): %s; give its constructor arguments "
                                "in the spec ([new.model_kwargs.%s])" % (entry["new"], exc,
                                                                          entry["new"]))
-        inputs = [arrays[i["key"]] for i in entry["inputs"]]
+        inputs = call_inputs(entry["inputs"], arrays, "key")
         try:
             m(*inputs, training=False)
         except Exception as exc:
@@ -94,6 +99,30 @@ def keras_vars(models, pairs):
             seen.add(id(v))
             out.append(v)
     return out
+
+
+def _checkpoint_keys(checkpoint, objs, opt_objects, rows):
+    """Each mapped row's key in the written tf.train.Checkpoint (attribute names, e.g.
+    `model/fc1/_kernel/.ATTRIBUTES/VARIABLE_VALUE`), from the checkpoint's object graph."""
+    try:
+        from tensorflow.python.checkpoint import graph_view
+        trackables, paths = graph_view.ObjectGraphView(checkpoint).breadth_first_traversal()
+    except Exception:  # a private TF API: the keys are a convenience, never a failure
+        return
+    by_id = {id(t): "/".join(ref.name for ref in paths[t]) + "/.ATTRIBUTES/VARIABLE_VALUE"
+             for t in trackables}
+    by_target = {}
+    for key, obj in objs.items():
+        if key in opt_objects:
+            for v in obj.variables:
+                by_target["%s:%s" % (key, v.path)] = by_id.get(id(v))
+            by_target["%s:iterations" % key] = by_id.get(id(obj.iterations))
+        else:
+            for v in obj.weights:
+                by_target[v.path] = by_id.get(id(v))
+    for r in rows:
+        if r["action"] in ("weight", "optimizer") and by_target.get(r["target"]):
+            r["checkpoint_key"] = by_target[r["target"]]
 
 
 def run(job):
@@ -157,7 +186,7 @@ def run(job):
         src, how = name, res["how"][name]
         if use_ema and name + mapping.EMA_SUFFIX in ckpt:
             src, how = name + mapping.EMA_SUFFIX, how + ", EMA shadow"
-        values[var.path] = (var, reader.get_tensor(src))
+        values[id(var)] = (var, reader.get_tensor(src))  # by object: two layers may share a path
         rows.append(mapping.row(name, cshape, "weight", var.path, "by " + how))
     if use_ema:
         taken = sum(1 for r in rows if r["how"].endswith("EMA shadow"))
@@ -173,7 +202,7 @@ def run(job):
                                 "Keras weight without a TF1 variable"))
 
     # optimizer state
-    opt_objects, skipped_ops = {}, set()
+    opt_objects, skipped_ops, result_optimizers = {}, set(), []
     if with_opt and tf1_meta.get("train_ops"):
         makers, chosen = _pair_makers(module, len(tf1_meta["train_ops"]))
         order = {id(v): i for m in models.values() for i, v in enumerate(m.trainable_variables)}
@@ -201,6 +230,11 @@ def run(job):
                 continue
             key = maker[len("make_"):] if maker.startswith("make_") else maker
             opt_objects[key] = (opt, state)
+            result_optimizers.append({
+                "train_op": i, "tf1_class": op["class"], "object": key,
+                "keras_class": type(opt).__name__, "iterations": state["iterations"],
+                "iterations_source": state["iterations_source"],
+                "learning_rate": state["lr_check"]})
             for tf1_name, target, how in state["rows"]:
                 rows.append(mapping.row(tf1_name, ckpt.get(tf1_name), "optimizer",
                                         "%s:%s" % (key, target), how))
@@ -247,11 +281,11 @@ def run(job):
                                     "used as a source above" if kind != "model"
                                     else "not in the selected model(s)"))
     result = {"rows": rows, "errors": errors, "notes": opt_notes,
-              "checkpoint_vars": len(ckpt)}
+              "checkpoint_vars": len(ckpt), "optimizers": result_optimizers}
     if errors:
         return result, {}
 
-    for path, (var, value) in values.items():
+    for var, value in values.values():
         var.assign(value.astype(str(var.dtype)) if hasattr(value, "astype") else value)
     many = model.get("all_pairs", len(models)) > 1  # keys stay stable under --model
     objs = {_objects_key(n, many): m for n, m in models.items()}
@@ -263,7 +297,9 @@ def run(job):
     out = job["out"]
     stage = os.path.join(wd, "stage")
     os.makedirs(stage, exist_ok=True)
-    prefix = tf.train.Checkpoint(**objs).save(os.path.join(stage, "ckpt"))
+    checkpoint = tf.train.Checkpoint(**objs)
+    prefix = checkpoint.save(os.path.join(stage, "ckpt"))
+    _checkpoint_keys(checkpoint, objs, opt_objects, rows)
     h5 = []
     if job.get("format") == "keras":
         for n, m in models.items():
@@ -335,9 +371,9 @@ def run(job):
             for entry in tf1_meta["forward"]:
                 if entry["new"] not in fresh:
                     continue
-                inputs = [arrays[i["key"]] for i in entry["inputs"]]
-                outs = fresh[entry["new"]](*inputs, training=False)
-                flat = outs if isinstance(outs, (list, tuple)) else [outs]
+                inputs = call_inputs(entry["inputs"], arrays, "key")
+                outs = fresh[entry["new"]](*inputs, training=bool(entry.get("training")))
+                flat = protocol.flatten(outs)  # nested outputs (logits, {predictions}) like verify
                 for j, o in enumerate(flat):
                     out_arrays["%s/out/%s/%d" % (fmt_name, entry["old"], j)] = np.asarray(o)
         result["verified_formats"] = sorted(restored)

@@ -112,6 +112,9 @@ class FunctionConverter:
         self.preferred_quote = "'"
         self.uses_fused_compat = False
         self.imported_names: Set[str] = set()  # names bound by imports of non-TF modules
+        # Names the module binds at top level (None: unknown); with a star import any other
+        # name a call uses comes from that import.
+        self.module_names: Optional[Set[str]] = None
         # The TF1 program never ran UPDATE_OPS: its collected batch norms never updated.
         self.forgotten_update_ops = forgotten_update_ops
         self.init = _Init()
@@ -726,6 +729,13 @@ class _CallRewriter(cst.CSTTransformer):
             # A function from another module gets tensors: it may build layers (ops.py helpers).
             raise Unmappable(f"it passes tensors to `{key}` from another module, which this run "
                              "does not migrate (migrate the whole tree together)")
+        if api is None and root and "*" in conv.imported_names and conv.module_names is not None \
+                and root not in conv.module_names and root not in conv.assigned_names \
+                and root not in conv.info.params and root not in _BUILTINS \
+                and _mentions(updated, conv.tensor_names):
+            # `from ops import *` bound it: it may build TF1 layers on every call of the class.
+            raise Unmappable(f"it passes tensors to `{key}`, which `from ... import *` brings from "
+                             "another module that this run does not migrate into a class")
         if api in _VARIABLE_METHODS:
             positional = [a for a in updated.args if a.keyword is None]
             if len(positional) != 2:
@@ -733,6 +743,9 @@ class _CallRewriter(cst.CSTTransformer):
             return cst.Call(cst.Attribute(positional[0].value, cst.Name(_VARIABLE_METHODS[api])),
                             [cst.Arg(positional[1].value)])
         return updated
+
+
+_BUILTINS = frozenset(dir(__import__("builtins")))
 
 
 def _call_tensor_and_training(call: cst.Call):

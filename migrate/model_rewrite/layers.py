@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import libcst as cst
-
 from migrate import bn_mapping
+from migrate.lazy_libcst import EmptyModule, cst  # `check` reads LAYER_APIS without libcst
 
-_RENDER = cst.Module(body=[])
+_RENDER = EmptyModule()
 
 
 def render(node) -> str:
@@ -230,6 +229,68 @@ def map_initializer(expr, resolve) -> object:
     return expr
 
 
+# TF1 regularizers -> Keras 3 regularizers with the same value. contrib/slim's
+# l2_regularizer(scale) is scale * tf.nn.l2_loss(w) = scale * sum(w**2) / 2, Keras' l2(l) is
+# l * sum(w**2): the Keras factor is scale / 2 (halving is exact in binary floating point).
+# l1 is scale * sum(|w|) on both sides. TF1's tf.keras.regularizers were already Keras' formulas.
+_REGULARIZERS = {
+    "tf_slim.l2_regularizer": ("tf.keras.regularizers.l2", (("scale", "l2", 0.5, None),)),
+    "tf_slim.l1_regularizer": ("tf.keras.regularizers.l1", (("scale", "l1", 1.0, None),)),
+    "tf_slim.l1_l2_regularizer": ("tf.keras.regularizers.L1L2", (("scale_l1", "l1", 1.0, 1.0),
+                                                                 ("scale_l2", "l2", 0.5, 1.0))),
+}
+_KERAS_REGULARIZERS = {
+    "tensorflow.keras.regularizers.l2": "tf.keras.regularizers.l2",
+    "tensorflow.keras.regularizers.L2": "tf.keras.regularizers.L2",
+    "tensorflow.keras.regularizers.l1": "tf.keras.regularizers.l1",
+    "tensorflow.keras.regularizers.L1": "tf.keras.regularizers.L1",
+    "tensorflow.keras.regularizers.l1_l2": "tf.keras.regularizers.l1_l2",
+    "tensorflow.keras.regularizers.L1L2": "tf.keras.regularizers.L1L2",
+}
+
+
+def _scaled(value, factor: float) -> str:
+    if factor == 1.0:
+        return render(value)
+    number = _literal(value)
+    if isinstance(number, (int, float)) and not isinstance(number, bool):
+        return repr(number * factor)
+    text = render(value)
+    if not isinstance(value, (cst.Name, cst.Attribute, cst.Subscript, cst.Call)):
+        text = f"({text})"
+    return f"{factor!r} * {text}"
+
+
+def map_regularizer(expr, resolve) -> object:
+    """A TF1 weights/kernel regularizer -> the Keras 3 regularizer adding the same loss, or None."""
+    if _literal(expr) is None:
+        return None
+    if isinstance(expr, cst.Call):
+        name = resolve(expr.func)
+        if name in _KERAS_REGULARIZERS:
+            args = ", ".join(render(a).rstrip(", ") for a in expr.args)
+            return bn_mapping.Code(f"{_KERAS_REGULARIZERS[name]}({args})")
+        if name in _REGULARIZERS:
+            keras, params = _REGULARIZERS[name]
+            bound = _bind([p for p, _, _, _ in params] + ["scope"], expr.args)
+            bound.pop("scope", None)
+            parts = []
+            for tf1, key, factor, default in params:
+                if tf1 in bound:
+                    parts.append(f"{key}={_scaled(bound.pop(tf1), factor)}")
+                elif default is not None:
+                    parts.append(f"{key}={default * factor!r}")
+                else:
+                    raise Unmappable(f"{render(expr.func)} without its scale")
+            if bound:
+                raise Unmappable(f"argument {sorted(bound)[0]} of {render(expr.func)} has no Keras mapping")
+            return bn_mapping.Code(f"{keras}({', '.join(parts)})")
+    name = resolve(expr.func if isinstance(expr, cst.Call) else expr)
+    if name is not None and (name.startswith("tensorflow.") or name.startswith("tf_slim.")):
+        raise Unmappable(f"regularizer {render(expr)} has no known Keras 3 mapping")
+    return expr  # the program's own callable: Keras calls it on the weight as TF1 did
+
+
 def map_layer_call(api: str, args: Sequence[cst.Arg], keywords: Dict[str, object], resolve) -> KerasLayer:
     """`keywords` holds slim arg_scope defaults (overridden by the call's own keywords)."""
     if api in _TF_LAYERS:
@@ -284,6 +345,15 @@ def _map_tf_layer(api, args, resolve) -> KerasLayer:
             bound[key] = map_initializer(bound[key], resolve)
         elif key in bound:
             bound.pop(key)  # None: TF1 used the default (glorot_uniform / zeros), as Keras does
+    for key in ("kernel_regularizer", "bias_regularizer"):
+        if key in bound:
+            regularizer = map_regularizer(bound.pop(key), resolve)
+            if regularizer is not None:
+                bound[key] = regularizer
+    if "activity_regularizer" in bound and _literal(bound["activity_regularizer"]) is not None:
+        # tf.layers (Keras 2) divided the activity loss by the batch size; Keras 3 does not.
+        raise Unmappable("activity_regularizer: TF1 divided its loss by the batch size, Keras 3 does not")
+    bound.pop("activity_regularizer", None)
     ctor: List[Tuple[Optional[str], object]] = []
     present = set(bound)
     for index, param in enumerate(params):
@@ -349,8 +419,11 @@ def _map_slim(api, args, keywords, resolve) -> KerasLayer:
         for tf1, keras in (("weights_regularizer", "kernel_regularizer"),
                            ("biases_regularizer", "bias_regularizer")):
             value = merged.pop(tf1, None)
-            if value is not None and _literal(value) is not None:
-                raise Unmappable(f"{tf1}: regularizers need the training-loop rewrite (model.losses)")
+            regularizer = map_regularizer(value, resolve) if value is not None else None
+            if regularizer is not None and (keras == "kernel_regularizer" or use_bias):
+                # Keras collects it in model.losses; the train step adds them where TF1 read
+                # the REGULARIZATION_LOSSES collection.
+                ctor.append((keras, regularizer))
         trainable = merged.pop("trainable", None)
         if trainable is not None:
             ctor.append(("trainable", trainable))

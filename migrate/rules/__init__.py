@@ -5,6 +5,10 @@ TFM2xx: the UPDATE_OPS training pattern.
 TFM3xx: the model rewrite (functions into Keras classes).
 TFM4xx: the training-loop rewrite (Session loops into train steps).
 TFM9xx: about tf-migrate itself (suppression comments).
+
+A rule whose rewrite needs libcst is listed here by its libcst-free half (`*_findings.py`:
+code, tokens, `check` on `ast`); its rewriting subclass is loaded only by runs that rewrite
+(`RewriteRule.implementation`), so `check` never imports libcst (tests/test_startup.py).
 """
 
 from __future__ import annotations
@@ -12,18 +16,21 @@ from __future__ import annotations
 import importlib
 from typing import Iterable, List, Optional, Sequence, Type
 
+from migrate.rules.app_flags import AppFlags
 from migrate.rules.base import Rule, RewriteRule
 from migrate.rules.batch_norm_as_normalizer import BatchNormAsNormalizer
 from migrate.rules.contrib_batch_norm import ContribBatchNorm
 from migrate.rules.control_dependencies_around_batch_norm import ControlDependenciesAroundBatchNorm
+from migrate.rules.estimator_model_fn_findings import EstimatorModelFnFindings
 from migrate.rules.forgotten_update_ops import ForgottenUpdateOps
 from migrate.rules.group_update_ops import GroupUpdateOps
 from migrate.rules.implicit_update_ops import ImplicitUpdateOps
 from migrate.rules.keras_batch_norm_in_graph import KerasBatchNormInGraph
 from migrate.rules.layers_batch_normalization import LayersBatchNormalization
 from migrate.rules.layers_batch_normalization_class import LayersBatchNormalizationClass
-from migrate.rules.model_classes import ModelClasses
-from migrate.rules.train_steps import TrainSteps
+from migrate.rules.model_classes_findings import ModelClassesFindings
+from migrate.rules.train_steps_findings import TrainStepsFindings
+from migrate.rules.summary_v1 import SummaryV1
 from migrate.rules.unmappable_batch_norm_argument import UnmappableBatchNormArgument
 from migrate.rules.update_ops_collection import UpdateOpsCollection
 from migrate.rules.update_ops_control_dependencies import UpdateOpsControlDependencies
@@ -44,8 +51,11 @@ ALL_RULES: List[Type[Rule]] = [
     ControlDependenciesAroundBatchNorm,
     ImplicitUpdateOps,
     ForgottenUpdateOps,
-    ModelClasses,
-    TrainSteps,  # after ModelClasses: it calls the classes that rule creates
+    EstimatorModelFnFindings,  # before ModelClasses: it hands them a model_fn taken apart
+    ModelClassesFindings,
+    TrainStepsFindings,  # after ModelClasses: it calls the classes that rule creates
+    AppFlags,
+    SummaryV1,
     UnusedSuppression,  # checked by the runner (migrate/suppressions.py), never run as a rule
 ]
 

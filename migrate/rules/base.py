@@ -11,17 +11,23 @@ any selected rule is never parsed at all.
 `check` runs on the `ast` of the module (fast). A rule that also rewrites code
 subclasses `RewriteRule` and implements `rewrite` on the libcst tree, which the
 pipeline builds only for files where some rule said `wants_rewrite`.
+
+Nothing the registry imports may import libcst at module level (`check` never pays for it):
+a rewrite that needs libcst at import time lives in a subclass in its own module, named by
+`RewriteRule.implementation` (e.g. `model_classes_findings` / `model_classes`).
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from typing import ClassVar, Iterable, List, Tuple
-
-import libcst as cst
+from typing import TYPE_CHECKING, ClassVar, Iterable, List, Optional, Tuple
 
 from migrate.context import ModuleContext
 from migrate.findings import Finding
+
+if TYPE_CHECKING:  # `check` must not import libcst: it costs more start-up than a small tree's checks
+    import libcst as cst
 
 
 class Rule:
@@ -38,7 +44,12 @@ class Rule:
 
     @classmethod
     def docs(cls) -> str:
-        return inspect.cleandoc(cls.__doc__ or cls.summary)
+        return inspect.cleandoc(cls.__doc__ or cls.rewriting_class().__doc__ or cls.summary)
+
+    @classmethod
+    def rewriting_class(cls) -> type:
+        """The class a run that rewrites instantiates (see `RewriteRule.implementation`)."""
+        return cls
 
     @classmethod
     def applies_to_text(cls, text: str) -> bool:
@@ -46,6 +57,18 @@ class Rule:
 
 
 class RewriteRule(Rule):
+    # "module:Class" of the subclass that rewrites, when that lives in a module importing libcst:
+    # the registry then lists this libcst-free class (code, tokens, `check`), so `check` never
+    # imports libcst, and the pipeline loads the subclass only for runs that rewrite.
+    implementation: ClassVar[Optional[str]] = None
+
+    @classmethod
+    def rewriting_class(cls) -> type:
+        if cls.implementation is None:
+            return cls
+        module_name, _, class_name = cls.implementation.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
     def wants_rewrite(self, ctx: ModuleContext, findings: List[Finding]) -> bool:
         return bool(findings)
 

@@ -7,18 +7,18 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate.cst_utils import keyword_arg as _keyword_arg
 from migrate.findings import BOUNDED, BEHAVIOUR_CHANGE, EXACT, Finding
-from migrate.model_rewrite import analysis, fused_bn
+from migrate.model_rewrite import analysis, fused_bn, tf1_classes, usage
 from migrate.model_rewrite.convert import ConvertedFunction, FunctionConverter, _RENDER
 from migrate.model_rewrite.layers import LAYER_APIS, LAYER_CLASS_APIS, Unmappable
 from migrate.model_rewrite.tf2_api import exists_in_tf2
-from migrate.rules.base import RewriteRule
+from migrate.rules.model_classes_findings import ModelClassesFindings
 
 MARKER = "# tf-migrate: TFM301"
 # Findings a class conversion resolves for the sites inside the converted function.
 _RESOLVED_CODES = {"TFM101", "TFM102", "TFM103", "TFM104", "TFM105", "TFM106", "TFM107", "TFM204"}
 
 
-class ModelClasses(RewriteRule):
+class ModelClasses(ModelClassesFindings):
     """
     ## What it does
     Rewrites each TF1 model-building function -- a function that builds layers
@@ -33,6 +33,14 @@ class ModelClasses(RewriteRule):
     layer names; slim `arg_scope` defaults are written out on each layer;
     `control_dependencies` around layers become program order. Callers create
     the model once and call it with `training=`.
+
+    A batch-norm wrapper class (DCGAN's `batch_norm(object)` with
+    `__call__(x, train=True)`) becomes a Keras `Layer` of the same name that
+    creates its `BatchNormalization` once; `call` keeps `__call__`'s
+    parameters. A model class whose methods build the graph is left marked.
+    All or nothing, across the files of one run too: a function or class is
+    converted only if no code that stays TF1 (a caller left unchanged, a
+    class method, module-level code, another module) still uses it.
 
     ## Why
     In TF1 a model function runs once to build a graph, so each layer call
@@ -68,34 +76,7 @@ class ModelClasses(RewriteRule):
     ```
     """
 
-    code = "TFM300"
-    name = "model-function-to-class"
-    # Codes this rule reports besides its own (`tf-migrate rules TFM302` explains them here).
-    reported_codes = {
-        "TFM301": "a model function left unchanged, with the reason",
-        "TFM302": "bounded: a batch norm TF1 ran fused (Bessel's n/(n-1) moving-variance correction)",
-        "TFM303": "behaviour change: a tf.keras batch norm whose updates TF1 never ran",
-        "TFM304": "--preserve-bugs kept never-updated statistics with momentum=1.0",
-    }
-    summary = "TF1 model-building function becomes a Keras Model/Layer class"
-    tokens = ("layers", "slim", "batch_norm", "BatchNormalization")
-
-    # -- check (ast) ---------------------------------------------------------------------------
-    def check(self, ctx):
-        apis = LAYER_APIS | LAYER_CLASS_APIS
-        builders = {}
-        for node, qualified in ctx.references:
-            if qualified not in apis:
-                continue
-            if qualified == "keras.layers.BatchNormalization" and not ctx.is_tf1_graph_code:
-                continue
-            func = next(ctx.enclosing(node, [ast.FunctionDef]), None)
-            if func is not None and ctx.parents.get(func) is ctx.tree:
-                builders.setdefault(func.name, func)
-        for name, func in builders.items():
-            yield ctx.finding(func, self.code,
-                              f"`{name}` builds TF1 layers: it becomes a Keras class whose layers are "
-                              "created once and called with training= (tf-migrate apply)")
+    # code, tokens, reported codes and `check`: ModelClassesFindings (libcst-free, for `check`)
 
     # -- rewrite (libcst) ---------------------------------------------------------------------
     def rewrite(self, module: cst.Module, ctx) -> Tuple[cst.Module, List[Finding]]:
@@ -104,7 +85,11 @@ class ModelClasses(RewriteRule):
         resolve = _resolver(ctx)
         externals = _externals(ctx, self.options)
         functions, converted, failed = self.convert_all(module, ctx, resolve, externals)
-        if not converted and not failed:
+        blocked = _blocked(ctx, self.options)
+        _apply_blocks(converted, failed, blocked)
+        # Class-based TF1 code (read by _apply, also in _settle's trial runs).
+        self.classes, self.classes_failed = self.convert_classes(module, ctx, resolve, blocked)
+        if not converted and not failed and not self.classes and not self.classes_failed:
             return module, []
         self._settle(module, ctx, positions, functions, converted, failed, externals)
         return self._apply(module, ctx, positions, functions, converted, failed, externals)
@@ -123,6 +108,9 @@ class ModelClasses(RewriteRule):
             failed[name] = reason
             del converted[name]
 
+        # Methods of classes (and module-level code) that call a model function stay TF1 code.
+        for name, user in sorted(usage.users_outside(ctx.tree, set(converted), functions=False).items()):
+            rollback(name, f"it is used by {user}, which stays TF1 code")
         for _ in range(2 * len(functions) + 2):
             changed = False
             for caller in sorted(staying()):
@@ -160,6 +148,35 @@ class ModelClasses(RewriteRule):
             if not changed:
                 return
 
+    def convert_classes(self, module: cst.Module, ctx, resolve, blocked=None):
+        """Plain TF1 classes that build layers: (converted wrapper classes, reasons of the rest).
+
+        A batch-norm wrapper class becomes a Keras Layer only if nothing that stays TF1 code
+        uses it (its objects called in a TF1 graph would be Keras layers whose updates the
+        graph never runs); model classes whose methods build the graph are left, marked."""
+        results: Dict[str, tf1_classes.ConvertedWrapper] = {}
+        failed: Dict[str, str] = {}
+        forgotten = any(f.code == "TFM206" for f in getattr(ctx, "findings", []))
+        suppressed = _suppressed_classes(ctx, self.code)
+        for name, cls in tf1_classes.tf1_classes(module, resolve).items():
+            if name in suppressed:
+                continue  # `# tf-migrate: ignore[TFM300]` on the class line: left as it is
+            try:
+                result = tf1_classes.convert_wrapper(cls, resolve, module.default_indent,
+                                                     self.options, forgotten)
+                if blocked and name in blocked:
+                    raise Unmappable(blocked[name])
+                users = usage.users_outside(ctx.tree, {name})
+                if users:
+                    raise Unmappable(f"it is used by {users[name]}, which stays TF1 code")
+                kind = _kind_of_notes(result.notes)
+                if getattr(self.options, "safe_only", False) and kind != EXACT:
+                    raise Unmappable(f"a {kind} rewrite, skipped by --safe-only")
+                results[name] = result
+            except Unmappable as exc:
+                failed[name] = str(exc)
+        return results, failed
+
     def convert_all(self, module: cst.Module, ctx, resolve, externals=None):
         """(function infos, converted classes by name, reasons of the failures by name)."""
         functions = analysis.analyse_module(module, resolve, externals)
@@ -168,12 +185,22 @@ class ModelClasses(RewriteRule):
         converted: Dict[str, ConvertedFunction] = {}
         failed: Dict[str, str] = {}
         forgotten = any(f.code == "TFM206" for f in getattr(ctx, "findings", []))
-        # `# tf-migrate: ignore[TFM300]` on a def line: no rewrite there, as ruff's noqa drops the fix.
+        # A suppression in a function (bare, TFM300, or a layer-site code): no rewrite there, as
+        # ruff's noqa drops the fix; nor a TFM301 marker, which would change its bytes too.
         suppressed = suppressed_functions(ctx, self.code)
         for name, info in functions.items():
-            if info.is_program and not info.external and _builds_layers_itself(info, resolve):
+            if info.is_program and not info.external and name not in suppressed \
+                    and _builds_layers_itself(info, resolve):
                 failed[name] = ("it also builds the training machinery (loss, optimizer, "
                                 "EstimatorSpec...): the training-loop rewrite migrates it")
+        tf1_objects = tf1_classes.tf1_objects(module, resolve)
+        from migrate.tree_index import class_refs_for  # TF1 classes imported from the tree
+
+        index = getattr(self.options, "tree_index", None)
+        for local, (source, cls) in class_refs_for(index, getattr(ctx, "module_name", None),
+                                                   ctx.tree).items():
+            if "." not in local:
+                tf1_objects.setdefault(local, f"the TF1 class `{cls}` of module `{source}`")
         for name in _helpers_first(functions):
             info = functions[name]
             if name in suppressed:
@@ -183,10 +210,15 @@ class ModelClasses(RewriteRule):
             try:
                 if blocked:
                     raise Unmappable(f"it calls `{blocked[0]}`, which is not converted")
+                used = sorted(tf1_classes.mentioned(info.node, tf1_objects))
+                if used:
+                    raise Unmappable(f"it uses {tf1_objects[used[0]]}: the rewrite does not make "
+                                     "such objects sub-layers of the model yet")
                 converter = FunctionConverter(info, functions, resolve, indent, self.options,
                                               forgotten_update_ops=forgotten)
                 converter.preferred_quote = quote
                 converter.imported_names = _non_tf_imports(ctx)
+                converter.module_names = usage.top_level_names(ctx.tree) | set(functions)
                 result = converter.convert()
                 _validate(result.class_source, ctx,
                           skip={n for n, i in functions.items() if i.is_model})
@@ -202,7 +234,25 @@ class ModelClasses(RewriteRule):
         tf_alias = _tensorflow_alias(ctx)
         findings: List[Finding] = []
         new_body = []
+        classes = getattr(self, "classes", {})
+        classes_failed = getattr(self, "classes_failed", {})
         for stmt in module.body:
+            if isinstance(stmt, cst.ClassDef) and stmt.name.value in classes:
+                result = classes[stmt.name.value]
+                source = result.class_source
+                if tf_alias != "tf":
+                    source = re.sub(r"\btf\.keras\.", f"{tf_alias}.keras.", source)
+                new_stmt = cst.parse_statement(source, config=module.config_for_parsing)
+                new_body.append(new_stmt.with_changes(leading_lines=stmt.leading_lines))
+                findings.extend(self._resolved_class(ctx, result, positions[stmt].start.line,
+                                                     positions[stmt].end.line))
+                continue
+            if isinstance(stmt, cst.ClassDef) and stmt.name.value in classes_failed:
+                reason = classes_failed[stmt.name.value]
+                new_body.append(_mark_unconverted(stmt, reason))
+                findings.append(Finding(ctx.path, positions[stmt].start.line, 1, "TFM301",
+                                        f"`{stmt.name.value}` left unchanged: {reason}"))
+                continue
             name = stmt.name.value if isinstance(stmt, cst.FunctionDef) else None
             if name in converted:
                 source = converted[name].class_source
@@ -219,18 +269,36 @@ class ModelClasses(RewriteRule):
                                         f"`{name}` left unchanged: {failed[name]}"))
             else:
                 new_body.append(stmt)
-        if any(c.uses_fused_compat for c in converted.values()) and not _defines(module, fused_bn.CLASS_NAME):
+        if any(c.uses_fused_compat for c in [*converted.values(), *classes.values()]) and \
+                not _defines(module, fused_bn.CLASS_NAME):
             source = fused_bn.SOURCE if tf_alias == "tf" else re.sub(r"\btf\.", f"{tf_alias}.", fused_bn.SOURCE)
             index = next((i for i, s in enumerate(new_body)
                           if isinstance(s, (cst.FunctionDef, cst.ClassDef))), len(new_body))
             compat = cst.parse_statement(source, config=module.config_for_parsing)
             new_body.insert(index, compat.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()]))
         module = module.with_changes(body=new_body)
+        module = _export_classes(module, {n: c.info.class_name for n, c in converted.items()})
         module = _rewrite_callers(module, {n: c.info for n, c in converted.items()}, functions)
         if converted:
             module = _import_helper_classes(module, converted, functions, externals or {})
+        if converted or classes:
             module = _drop_unused_slim_aliases(module, ctx)
         return module, findings
+
+    def _resolved_class(self, ctx, result, start: int, end: int) -> List[Finding]:
+        kind = _kind_of_notes(result.notes)
+        out = [Finding(ctx.path, start, 1, self.code,
+                       f"class `{result.name}` became `{result.name}(tf.keras.layers.Layer)` "
+                       "creating its batch norm once", fixed=True, rewrite_class=kind)]
+        for code, message in dict(result.notes).items():
+            out.append(Finding(ctx.path, start, 1, code, message, fixed=True,
+                               rewrite_class=BOUNDED if code == "TFM302" else BEHAVIOUR_CHANGE))
+        for finding in getattr(ctx, "findings", []):
+            if finding.code in _RESOLVED_CODES and start <= finding.line <= end:
+                out.append(Finding(finding.path, finding.line, finding.col, finding.code,
+                                   finding.message, fixed=True,
+                                   rewrite_class=finding.rewrite_class or EXACT))
+        return out
 
     def _resolved(self, ctx, result: ConvertedFunction, start: int, end: int) -> List[Finding]:
         out = []
@@ -259,19 +327,25 @@ def _resolver(ctx):
 
 
 def suppressed_functions(ctx, code: str) -> Set[str]:
-    """Module-level functions whose `def` line carries a suppression of `code`."""
-    from migrate.suppressions import parse
+    """Module-level functions a line suppression keeps out of the whole-function rewrite `code`
+    (TFM300/TFM400): one anywhere in the function that is bare, names `code`, or names the code
+    of a site finding on its line the rewrite would rewrite (`suppressions.held_functions`)."""
+    from migrate.suppressions import held_functions, parse
 
     if "tf-migrate" not in ctx.text:
         return set()
+    return set(held_functions(parse(ctx.text), code, getattr(ctx, "findings", []), ctx.tree))
+
+
+def _suppressed_classes(ctx, code: str) -> Set[str]:
+    """Module-level classes whose `class` line carries a suppression of `code` (or a bare one)."""
+    if "tf-migrate" not in ctx.text:
+        return set()
+    from migrate.suppressions import parse
+
     lines = parse(ctx.text).lines
-    names = set()
-    for node in ctx.tree.body:
-        if isinstance(node, ast.FunctionDef):
-            for suppression in lines.get(node.lineno, []):
-                if suppression.codes is None or code in suppression.codes:
-                    names.add(node.name)
-    return names
+    return {node.name for node in ctx.tree.body if isinstance(node, ast.ClassDef)
+            and any(s.codes is None or code in s.codes for s in lines.get(node.lineno, []))}
 
 
 def _externals(ctx, options):
@@ -281,19 +355,60 @@ def _externals(ctx, options):
     return externals_for(index, getattr(ctx, "module_name", None), ctx.tree)
 
 
-def convertible_functions(text: str, ctx, options) -> list:
-    """The functions of one module that the rewrite converts, as tree-index records."""
-    from types import SimpleNamespace
+def _blocked(ctx, options) -> Dict[str, str]:
+    """Functions of this module that another module of the tree keeps using as TF1 code."""
+    index = getattr(options, "tree_index", None)
+    module_name = getattr(ctx, "module_name", None)
+    return dict(index.blocked.get(module_name, {})) if index is not None and module_name else {}
+
+
+def _apply_blocks(converted, failed, blocked) -> None:
+    for name, reason in sorted(blocked.items()):
+        if name in converted:
+            del converted[name]
+            failed[name] = reason
+
+
+def _decide(text: str, ctx, options, externals, blocked):
+    """What the file's own run converts: (cst module, functions, converted, failed)."""
+    from migrate.rules import ALL_RULES
 
     module = cst.parse_module(text)
     resolve = _resolver(ctx)
     rule = ModelClasses(options)
-    functions, converted, failed = rule.convert_all(module, ctx, resolve, None)
+    functions, converted, failed = rule.convert_all(module, ctx, resolve, externals)
+    _apply_blocks(converted, failed, blocked or {})
     if converted:
         # Same all-or-nothing decision as the file's own run, so importers see what it will do.
-        ctx.active_codes = {r.code for r in __import__("migrate.rules", fromlist=["ALL_RULES"]).ALL_RULES}
+        ctx.active_codes = {r.code for r in ALL_RULES if r.applies_to_text(text)}
         positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-        rule._settle(module, ctx, positions, functions, converted, failed, None)
+        rule._settle(module, ctx, positions, functions, converted, failed, externals)
+    return module, functions, converted, failed
+
+
+def staying_external_users(text: str, ctx, options, externals, blocked=None) -> Dict[str, str]:
+    """Helpers imported from other modules of the tree (their local names here) that code of
+    this module keeps calling as functions after its own run -> the first such user."""
+    converted: Set[str] = set()
+    if _rewrites(text, ctx, options):
+        converted = set(_decide(text, ctx, options, externals, blocked)[2])
+    return usage.users_outside(ctx.tree, set(externals), converted)
+
+
+def _rewrites(text: str, ctx, options) -> bool:
+    """Whether the file's own run lets this rule rewrite the module (pipeline: the text
+    prefilter, then a finding of the rule's check)."""
+    rule = ModelClasses(options)
+    return rule.applies_to_text(text) and any(True for _ in rule.check(ctx))
+
+
+def convertible_functions(text: str, ctx, options, externals=None, blocked=None) -> list:
+    """The functions of one module that the rewrite converts, as tree-index records."""
+    from types import SimpleNamespace
+
+    if not _rewrites(text, ctx, options):
+        return []
+    _, functions, converted, failed = _decide(text, ctx, options, externals, blocked)
     records = []
     for name, result in converted.items():
         info = result.info
@@ -309,6 +424,29 @@ def convertible_functions(text: str, ctx, options) -> list:
             scope_default_shared=info.scope_default_shared,
             mode_param=info.mode_param, mode_template=info.mode_template))
     return records
+
+
+def _export_classes(module: cst.Module, classes: Dict[str, str]) -> cst.Module:
+    """`__all__ = ["conv_bn", ...]` -> `["ConvBn", ...]`: `from ops import *` must bind the class
+    (and a name in `__all__` that no longer exists makes that import fail)."""
+    if not classes:
+        return module
+    body = []
+    for stmt in module.body:
+        if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and \
+                isinstance(stmt.body[0], cst.Assign) and isinstance(stmt.body[0].value, (cst.List, cst.Tuple)) and \
+                any(isinstance(t.target, cst.Name) and t.target.value == "__all__" for t in stmt.body[0].targets):
+            assign = stmt.body[0]
+            elements = []
+            for element in assign.value.elements:
+                value = element.value
+                if isinstance(value, cst.SimpleString) and value.evaluated_value in classes:
+                    quote = value.value[-1]
+                    value = cst.SimpleString(f"{quote}{classes[value.evaluated_value]}{quote}")
+                elements.append(element.with_changes(value=value))
+            stmt = stmt.with_changes(body=[assign.with_changes(value=assign.value.with_changes(elements=elements))])
+        body.append(stmt)
+    return module.with_changes(body=body)
 
 
 def _import_helper_classes(module, converted, functions, externals) -> cst.Module:
@@ -374,7 +512,11 @@ def _helpers_first(functions) -> List[str]:
 
 def _rewrite_class(result: ConvertedFunction) -> str:
     """exact, bounded (a named, measured divergence) or behaviour-change, from the notes."""
-    codes = {code for code, _ in result.notes}
+    return _kind_of_notes(result.notes)
+
+
+def _kind_of_notes(notes) -> str:
+    codes = {code for code, _ in notes}
     if codes & {"TFM303", "TFM206"}:
         return BEHAVIOUR_CHANGE
     return BOUNDED if "TFM302" in codes else EXACT

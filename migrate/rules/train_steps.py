@@ -1,5 +1,5 @@
 import ast
-from typing import List, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -7,7 +7,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from migrate.findings import BEHAVIOUR_CHANGE, EXACT, Finding
 from migrate.model_rewrite.analysis import dotted
 from migrate.model_rewrite.layers import Unmappable
-from migrate.rules.base import RewriteRule
+from migrate.rules.train_steps_findings import TrainStepsFindings
 from migrate.rules.model_classes import (_drop_unused_slim_aliases, _resolver, _tensorflow_alias,
                                          suppressed_functions)
 from migrate.training_rewrite.optimizers import TF1_RMSPROP_CLASS
@@ -18,7 +18,7 @@ MARKER = "# tf-migrate: TFM401"
 _RESOLVED_CODES = {"TFM201", "TFM202", "TFM203", "TFM205", "TFM206"}
 
 
-class TrainSteps(RewriteRule):
+class TrainSteps(TrainStepsFindings):
     """
     ## What it does
     Rewrites a TF1 training program -- placeholders, a graph built on them, an optimizer's
@@ -29,6 +29,12 @@ class TrainSteps(RewriteRule):
     the loop calling the step. Placeholders become function arguments, `feed_dict` entries
     call arguments, the training-flag feed the `training` argument, fetches return values.
     `UPDATE_OPS`, `control_dependencies`, `global_variables_initializer` and the Session go.
+    Also: `with tf.Graph().as_default():` around the program is unwrapped; `tf.train.Saver`
+    becomes a `tf.train.Checkpoint` (saves through `tf.train.CheckpointManager`: the same
+    `path-<step>` files, state file and `max_to_keep`; restores build the models and optimizer
+    slots first, so resuming continues exactly); the global step becomes the optimizer's
+    `iterations`; learning-rate decay functions become Keras schedules; regularization losses
+    become the model's `losses`; scalar `tf.summary` v1 ops become TF2 summaries.
 
     ## Why
     TF 2.16+ runs eagerly: placeholders fail, `get_collection(UPDATE_OPS)` returns `[]`, and
@@ -63,23 +69,7 @@ class TrainSteps(RewriteRule):
     ```
     """
 
-    code = "TFM400"
-    name = "session-loop-to-train-step"
-    reported_codes = {
-        "TFM401": "a training program left unchanged, with the reason",
-        "TFM403": "behaviour change: a GAN step now also updates the other network's batch norms",
-    }
-    summary = "TF1 Session training loop becomes GradientTape train steps"
-    tokens = ("Session",)
-
-    def check(self, ctx):
-        for node, qualified in ctx.references:
-            if qualified in SESSIONS:
-                func = next(ctx.enclosing(node, [ast.FunctionDef]), None)
-                if func is not None and ctx.parents.get(func) is ctx.tree:
-                    yield ctx.finding(func, self.code,
-                                      f"`{func.name}` runs a TF1 Session: its train ops become "
-                                      "GradientTape train steps (tf-migrate apply)")
+    # code, tokens, reported codes and `check`: TrainStepsFindings (libcst-free, for `check`)
 
     def rewrite(self, module: cst.Module, ctx) -> Tuple[cst.Module, List[Finding]]:
         resolve = _resolver(ctx)
@@ -89,9 +79,11 @@ class TrainSteps(RewriteRule):
         findings: List[Finding] = []
         new_body = []
         needs_rmsprop = False
+        needs_os = False
         original_ranges = {n.name: (n.lineno, n.end_lineno) for n in ctx.tree.body
                            if isinstance(n, ast.FunctionDef)}
         suppressed = suppressed_functions(ctx, self.code)
+        held_models = _held_model_functions(ctx)
         for stmt in module.body:
             if not (isinstance(stmt, cst.FunctionDef) and _opens_session(stmt, resolve)) or \
                     stmt.name.value in suppressed:
@@ -100,10 +92,15 @@ class TrainSteps(RewriteRule):
             name = stmt.name.value
             start, end = original_ranges.get(name, (0, 0))
             try:
+                _refuse_held_models(stmt, held_models)
                 converter = ProgramConverter(stmt, resolve, tf_alias, model_classes, taken,
                                              module.default_indent, _default_names(module))
                 converter.preserve_bugs = bool(getattr(self.options, "preserve_bugs", False))
                 plan = converter.convert()
+                if not any(f.code == "TFM206" for f in getattr(ctx, "findings", [])):
+                    # Forgotten UPDATE_OPS only matter where there is a batch norm to update
+                    # (the TFM206 finding counts them): otherwise the step is exact.
+                    plan.notes = [(code, message) for code, message in plan.notes if code != "TFM206"]
             except Unmappable as exc:
                 new_body.append(_mark(stmt, str(exc)))
                 findings.append(Finding(ctx.path, start, 1, "TFM401",
@@ -116,6 +113,7 @@ class TrainSteps(RewriteRule):
                 findings.append(Finding(ctx.path, start, 1, "TFM401", f"`{name}` left unchanged: {reason}"))
                 continue
             needs_rmsprop |= plan.needs_tf1_rmsprop
+            needs_os |= plan.needs_os
             for source in plan.helpers:
                 helper = cst.parse_statement(source, config=module.config_for_parsing)
                 new_body.append(helper.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()]))
@@ -139,6 +137,8 @@ class TrainSteps(RewriteRule):
             index = _first_definition_index(new_body)
             cls = cst.parse_statement(TF1_RMSPROP_CLASS, config=module.config_for_parsing)
             new_body.insert(index, cls.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()]))
+        if needs_os and not _imports_os(module):
+            new_body = _with_import_os(new_body)
         module = module.with_changes(body=new_body)
         if any(f.code == self.code for f in findings):
             module = _drop_unused_slim_aliases(module, ctx)
@@ -147,22 +147,67 @@ class TrainSteps(RewriteRule):
 
 def trial_convert_programs(module: cst.Module, ctx, options) -> Set[str]:
     """Names of the Session programs of `module` the training-loop rewrite would convert."""
+    outcome = _trial_programs(module, ctx, options)
+    return {name for name, reason in outcome.items() if reason is None}
+
+
+def trial_program_failures(module: cst.Module, ctx, options) -> Dict[str, str]:
+    """Session programs of `module` the training-loop rewrite would leave, with the reason."""
+    return {name: reason for name, reason in _trial_programs(module, ctx, options).items()
+            if reason is not None}
+
+
+def _trial_programs(module: cst.Module, ctx, options) -> Dict[str, Optional[str]]:
     resolve = _resolver(ctx)
     tf_alias = _tensorflow_alias(ctx)
     model_classes = _keras_model_classes(module, resolve)
     names = _default_names(module)
-    ok = set()
+    outcome: Dict[str, Optional[str]] = {}
+    held = suppressed_functions(ctx, "TFM400")  # `rewrite` leaves these as they are
+    held_models = _held_model_functions(ctx)
     for stmt in module.body:
-        if isinstance(stmt, cst.FunctionDef) and _opens_session(stmt, resolve):
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value in held:
+            outcome[stmt.name.value] = "a suppression comment keeps it as it is"
+        elif isinstance(stmt, cst.FunctionDef) and _opens_session(stmt, resolve):
             converter = ProgramConverter(stmt, resolve, tf_alias, model_classes, _module_names(module),
                                          module.default_indent, names)
             converter.preserve_bugs = bool(getattr(options, "preserve_bugs", False))
             try:
+                _refuse_held_models(stmt, held_models)
                 converter.convert()
-            except Unmappable:
+            except Unmappable as exc:
+                outcome[stmt.name.value] = str(exc)
                 continue
-            ok.add(stmt.name.value)
-    return ok
+            outcome[stmt.name.value] = None
+    return outcome
+
+
+def _held_model_functions(ctx) -> Set[str]:
+    """Model functions (TFM300 findings) a suppression keeps TF1 code (`suppressed_functions`)."""
+    held = suppressed_functions(ctx, "TFM300")
+    if not held:
+        return held
+    tree_lines = {n.lineno: n.name for n in ctx.tree.body if isinstance(n, ast.FunctionDef)}
+    models = {tree_lines.get(f.line) for f in getattr(ctx, "findings", []) if f.code == "TFM300"}
+    return held & models
+
+
+def _refuse_held_models(func: cst.FunctionDef, held_models: Set[str]) -> None:
+    """A train step cannot call a model function left TF1 code (it would build TF1 layers on
+    every step, and their variables would not be trained): the program stays as it is too."""
+    if not held_models:
+        return
+    called = []
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, node):
+            if isinstance(node.func, cst.Name) and node.func.value in held_models:
+                called.append(node.func.value)
+
+    func.visit(V())
+    if called:
+        # Not spelled `# tf-migrate: ignore`: the marker comment would read as a suppression.
+        raise Unmappable(f"it calls `{called[0]}`, which a suppression comment keeps TF1 code")
 
 
 def _mark(stmt: cst.FunctionDef, reason: str) -> cst.FunctionDef:
@@ -209,6 +254,37 @@ def _module_names(module: cst.Module) -> Set[str]:
                         if isinstance(target.target, cst.Name):
                             names.add(target.target.value)
     return names
+
+
+def _imports_os(module: cst.Module) -> bool:
+    for stmt in module.body:
+        if isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Import):
+            for alias in stmt.body[0].names:
+                bound = alias.asname.name.value if alias.asname else dotted(alias.name)
+                if bound == "os" and dotted(alias.name) == "os":
+                    return True
+    return False
+
+
+def _with_import_os(body) -> list:
+    """`import os` before the module's first import (after its docstring and __future__)."""
+    def is_import(stmt):
+        return isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], (cst.Import, cst.ImportFrom))
+
+    def is_future(stmt):
+        return is_import(stmt) and isinstance(stmt.body[0], cst.ImportFrom) and \
+            isinstance(stmt.body[0].module, cst.Name) and stmt.body[0].module.value == "__future__"
+
+    index = next((i for i, stmt in enumerate(body) if is_import(stmt) and not is_future(stmt)), None)
+    new = cst.parse_statement("import os\n")
+    if index is None:
+        index = next((i for i, stmt in enumerate(body) if not is_future(stmt) and not (
+            i == 0 and isinstance(stmt, cst.SimpleStatementLine) and isinstance(stmt.body[0], cst.Expr))),
+            len(body))
+        return [*body[:index], new, *body[index:]]
+    first = body[index]
+    return [*body[:index], new.with_changes(leading_lines=first.leading_lines),
+            first.with_changes(leading_lines=[]), *body[index + 1:]]
 
 
 def _first_definition_index(body) -> int:

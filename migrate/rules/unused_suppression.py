@@ -19,6 +19,9 @@ class UnusedSuppression(Rule):
     ```
     Remove the comment. Suppress TFM901 itself with `# tf-migrate: ignore[TFM901]`,
     or turn it off with `--ignore TFM901`. File-level `ignore-file` comments are not checked.
+    A suppression inside a model function or training program that keeps the function out of
+    its TFM300/TFM400 rewrite (bare, naming that code, or hiding a site finding on its line) is
+    used, even when its line has no finding of its own.
     """
 
     code = "TFM901"

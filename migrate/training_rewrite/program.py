@@ -30,7 +30,12 @@ from migrate.model_rewrite.analysis import dotted
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite.layers import Unmappable, literal, render
 from migrate.model_rewrite.tf2_api import exists_in_tf2
-from migrate.training_rewrite.optimizers import OPTIMIZER_NAMES, KerasOptimizer, map_optimizer
+from migrate.training_rewrite.summaries import Summaries
+from migrate.training_rewrite.regularization import (RegularizationLosses, collected_losses,
+                                                     reads_regularization)
+from migrate.training_rewrite.optimizers import (OPTIMIZER_NAMES, SCHEDULE_NAMES, KerasOptimizer,
+                                                 KerasSchedule, TF1_MOMENTUM, TF1_MOMENTUM_CLASS,
+                                                 map_optimizer, map_schedule)
 
 SESSIONS = ("tensorflow.Session", "tensorflow.InteractiveSession")
 GLOBAL_STEP = ("tensorflow.train.get_or_create_global_step", "tensorflow.train.get_global_step",
@@ -38,6 +43,8 @@ GLOBAL_STEP = ("tensorflow.train.get_or_create_global_step", "tensorflow.train.g
 PLACEHOLDER = "tensorflow.placeholder"
 PLACEHOLDER_DEFAULT = "tensorflow.placeholder_with_default"
 UPDATE_OPS_KEY = "tensorflow.GraphKeys.UPDATE_OPS"
+SAVER = "tensorflow.train.Saver"
+GRAPH = "tensorflow.Graph"
 INITIALIZERS = ("tensorflow.global_variables_initializer", "tensorflow.initialize_all_variables",
                 "tensorflow.local_variables_initializer")
 CREATE_TRAIN_OP = ("tf_slim.learning.create_train_op", "tf_slim.create_train_op")
@@ -61,6 +68,7 @@ class Placeholder:
     name: str
     default: Optional[cst.BaseExpression] = None
     dtype: Optional[str] = None  # source of the placeholder's dtype (tf.float32), when given
+    shape: Optional[cst.BaseExpression] = None  # the static shape, when given
 
 
 @dataclass
@@ -83,6 +91,7 @@ class ProgramPlan:
     helpers: List[str]  # module-level source added before the function
     needs_tf1_rmsprop: bool = False
     notes: List[Tuple[str, str]] = field(default_factory=list)
+    needs_os: bool = False
 
 
 class _Substitute(cst.CSTTransformer):
@@ -133,16 +142,24 @@ class ProgramConverter:
         self.fed_literals: Dict[str, Dict[str, cst.BaseExpression]] = {}
         self.needs_tf1_rmsprop = False
         self.notes: List[Tuple[str, str]] = []
+        self.savers: Set[str] = set()  # `saver = tf.train.Saver()` -> a tf.train.Checkpoint
+        self.saver_options: Dict[str, Dict[str, str]] = {}  # its max_to_keep and kin
+        self.needs_os = False  # the rewrite uses os.path (import it when the module does not)
+        self.schedules: Dict[str, KerasSchedule] = {}  # `lr = tf.train.exponential_decay(...)`
+        self.schedule_steps: Dict[str, str] = {}  # optimizer -> the global step its schedule reads
+        self.schedule_optimizer: Dict[str, str] = {}  # schedule name -> the optimizer using it
+        self.summaries = Summaries(resolve, tf_alias, self._fresh, lambda: self.graph_names)
 
     # -- entry ----------------------------------------------------------------------------------
     def convert(self) -> ProgramPlan:
-        body = list(self.func.body.body)
+        body = self._without_graph_contexts(list(self.func.body.body))
         session_index = next((i for i, s in enumerate(body) if self._session_with(s)), None)
         if session_index is None:
             raise Unmappable("the Session is not opened at the top level of the function")
         if any(self._session_with(s) for s in body[session_index + 1:]):
             raise Unmappable("several Sessions in one function")
         before = self._graph_part(body[:session_index])
+        self._check_schedule_steps()
         session = body[session_index]
         session_name = session.items[0].asname.name.value
         session_body = self._session_part(list(session.body.body), session_name)
@@ -153,7 +170,40 @@ class ProgramConverter:
         new_body = [stmt.visit(_Substitute(counted)) for stmt in new_body]
         self._validate(new_body)
         new_func = self.func.with_changes(body=self.func.body.with_changes(body=new_body))
-        return ProgramPlan(self.func, new_func, self.helpers, self.needs_tf1_rmsprop, self.notes)
+        if TF1_MOMENTUM_CLASS.format(tf=self.tf) in self.helpers:
+            self.taken.add(TF1_MOMENTUM)  # defined once per module
+        return ProgramPlan(self.func, new_func, self.helpers, self.needs_tf1_rmsprop, self.notes,
+                           self.needs_os)
+
+    def _without_graph_contexts(self, body) -> List[cst.BaseStatement]:
+        """`with tf.Graph().as_default():` -> its body. TF2 runs eagerly: there is no graph to
+        enter, and the objects the block creates are fresh ones anyway."""
+        graphs = set()
+        out: List[cst.BaseStatement] = []
+        for stmt in body:
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and \
+                    isinstance(stmt.body[0], cst.Assign) and isinstance(stmt.body[0].value, cst.Call) and \
+                    self.resolve(stmt.body[0].value.func) == GRAPH and not stmt.body[0].value.args:
+                graphs.update(_assigned(stmt))
+        for stmt in body:
+            if isinstance(stmt, cst.With) and len(stmt.items) == 1 and stmt.items[0].asname is None:
+                item = stmt.items[0].item
+                if isinstance(item, cst.Call) and not item.args and isinstance(item.func, cst.Attribute) \
+                        and item.func.attr.value == "as_default":
+                    owner = item.func.value
+                    if (isinstance(owner, cst.Call) and self.resolve(owner.func) == GRAPH and not owner.args) \
+                            or (isinstance(owner, cst.Name) and owner.value in graphs):
+                        inner = list(stmt.body.body)
+                        inner[0] = inner[0].with_changes(
+                            leading_lines=[*stmt.leading_lines, *inner[0].leading_lines])
+                        out.extend(self._without_graph_contexts(inner))
+                        continue
+            if set(_assigned(stmt)) & graphs:
+                continue  # `graph = tf.Graph()`, entered above
+            out.append(stmt)
+        if _names_in(cst.Module(body=out)) & graphs:
+            raise Unmappable("the tf.Graph object is used other than with as_default()")
+        return out
 
     def _session_with(self, stmt) -> bool:
         if not isinstance(stmt, cst.With) or len(stmt.items) != 1:
@@ -187,9 +237,20 @@ class ProgramConverter:
             return [stmt]
         if len(stmt.body) != 1:
             raise Unmappable("several statements on one line in the graph-building code")
+        summary = self.summaries.graph_statement(stmt)  # tf.summary.scalar, merge_all, FileWriter
+        if summary is not None:
+            return summary
         small = stmt.body[0]
+        if isinstance(small, cst.Assign) and reads_regularization(small.value, self.resolve):
+            # REGULARIZATION_LOSSES -> the models' `losses`: the statement joins the graph.
+            small = small.with_changes(value=small.value.visit(RegularizationLosses(
+                self.resolve, self.tf, self._models_in_scope,
+                lambda: collected_losses(self.graph, self.resolve))))
+            stmt = stmt.with_changes(body=[small])
         if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
             api = self.resolve(small.value.func)
+            if api in GLOBAL_STEP:
+                return []  # `tf.train.create_global_step()`: the optimizer's iterations count steps
             if api == "tensorflow.set_random_seed":
                 call = small.value.with_changes(func=cst.parse_expression(f"{self.tf}.random.set_seed"))
                 return [stmt.with_changes(body=[small.with_changes(value=call)])]
@@ -211,7 +272,12 @@ class ProgramConverter:
                 name = self.resolve(dtype_arg) if dtype_arg is not None else None
                 if name is not None and name.startswith("tensorflow.") and exists_in_tf2(name):
                     dtype = f"{self.tf}.{name[len('tensorflow.'):]}"
-            self.placeholders[targets[0]] = Placeholder(targets[0], default, dtype)
+            shape = next((a.value for a in value.args if a.keyword is not None
+                          and a.keyword.value == "shape"), None)
+            positional = [a.value for a in value.args if a.keyword is None]
+            if shape is None and api == PLACEHOLDER and len(positional) > 1:
+                shape = positional[1]
+            self.placeholders[targets[0]] = Placeholder(targets[0], default, dtype, shape)
             return []
         if isinstance(value, cst.Call) and self._is_update_ops(value):
             self.update_ops_names.update(targets)
@@ -225,6 +291,11 @@ class ProgramConverter:
         if prefix is not None and len(targets) == 1:
             self.var_filters[targets[0]] = prefix
             return []
+        if api in SCHEDULE_NAMES and len(targets) == 1:
+            self.schedules[targets[0]] = map_schedule(api, value)
+            return []  # the schedule object goes into make_optimizer
+        if api == SAVER and len(targets) == 1:
+            return [self._saver(targets[0], value, stmt)]
         if api in GLOBAL_STEP and len(targets) == 1 and not value.args:
             self.global_steps.add(targets[0])
             return []
@@ -260,6 +331,106 @@ class ProgramConverter:
             # An alias such as `xent = tf.nn.sigmoid_cross_entropy_with_logits`: train steps copy it.
             self.plain_aliases[targets[0]] = stmt
         return [stmt]
+
+    def _saver(self, name: str, call: cst.Call, stmt) -> cst.BaseStatement:
+        """`saver = tf.train.Saver()` -> a tf.train.Checkpoint of the models and optimizers."""
+        kept = {"max_to_keep": "5"}  # TF1's default: Saver.save deleted all but the 5 newest
+        for arg in call.args:
+            key = arg.keyword.value if arg.keyword else None
+            if key not in ("max_to_keep", "keep_checkpoint_every_n_hours"):
+                raise Unmappable(f"tf.train.Saver argument {key or 'positional'} (var_list...) "
+                                 "is not supported yet")
+            kept[key] = _RENDER.code_for_node(arg.value)
+        self.saver_options[name] = kept
+        self.savers.add(name)
+        new = cst.parse_statement(f"{name} = {self._checkpoint_of(sorted(self.model_objects) + list(self.optimizers))}")
+        return new.with_changes(leading_lines=stmt.leading_lines)
+
+    def _checkpoint_of(self, objects: Sequence[str]) -> str:
+        if not objects:
+            raise Unmappable("a tf.train.Saver with no model or optimizer to save")
+        return f"{self.tf}.train.Checkpoint({', '.join(f'{o}={o}' for o in objects)})"
+
+    def _save(self, call: cst.Call) -> cst.BaseExpression:
+        """`saver.save(sess, path, global_step=step)` -> `checkpoint.write('path-<step>')`, the
+        file names TF1 wrote (Saver.save appended the step); returns the path, as save did."""
+        saver = call.func.value
+        args = list(call.args)
+        path = step = None
+        for index, arg in enumerate(args):
+            key = arg.keyword.value if arg.keyword else ("sess", "save_path", "global_step")[index] \
+                if index < 3 else None
+            if key == "save_path":
+                path = arg.value
+            elif key == "global_step":
+                step = arg.value
+            elif key not in ("sess", "write_meta_graph"):
+                raise Unmappable(f"Saver.save argument {key or 'positional'} is not supported yet")
+        if path is None:
+            raise Unmappable("Saver.save without a path")
+        target = _RENDER.code_for_node(path)
+        if step is not None:
+            if isinstance(step, cst.Call) and self.resolve(step.func) in GLOBAL_STEP:
+                counting = sorted(set(self.step_optimizer.values()))
+                if len(counting) != 1:
+                    raise Unmappable("Saver.save(global_step=...) with no single optimizer counting the step")
+                step = cst.parse_expression(f"{counting[0]}.iterations")
+            # A CheckpointManager per save, as Saver.save did: `path-<step>` files, the
+            # `checkpoint` state file that tf.train.latest_checkpoint reads, and only the newest
+            # max_to_keep kept (a new manager recovers the list from the state file).
+            options = self.saver_options.get(saver.value, {"max_to_keep": "5"}) \
+                if isinstance(saver, cst.Name) else {"max_to_keep": "5"}
+            self.needs_os = True
+            keywords = "".join(f", {k}={v}" for k, v in sorted(options.items()))
+            return cst.parse_expression(
+                f"{self.tf}.train.CheckpointManager({_RENDER.code_for_node(saver)}, "
+                f"os.path.dirname({target}){keywords}, checkpoint_name=os.path.basename({target}))"
+                f".save(checkpoint_number=int({_RENDER.code_for_node(step)}))")
+        return cst.parse_expression(f"{_RENDER.code_for_node(saver)}.write({target})")
+
+    def _restore(self, call: cst.Call) -> List[cst.BaseStatement]:
+        """`saver.restore(sess, path)` -> build the models, then read the checkpoint into them.
+        Keras 3 creates weights when a model is first called and, unlike TF1 variables, does
+        not take values restored before that: so each model is called once on zeros first."""
+        args = [a.value for a in call.args]
+        if len(args) != 2 or any(a.keyword for a in call.args):
+            raise Unmappable("Saver.restore with other arguments than (sess, path)")
+        lines = [_RENDER.code_for_node(s) for s in self._build_calls()] + self._optimizer_builds()
+        saver = call.func.value
+        checkpoint = (self._checkpoint_of(sorted(self.model_objects) + list(self.optimizers))
+                      if isinstance(saver, cst.Call) else _RENDER.code_for_node(saver))
+        lines.append(f"{checkpoint}.read({_RENDER.code_for_node(args[1])})"
+                     ".assert_existing_objects_matched().expect_partial()")
+        return [cst.parse_statement(line) for line in lines]
+
+    def _build_calls(self) -> List[cst.BaseStatement]:
+        out = []
+        for model in sorted(self.model_objects):
+            call = next((c for stmt in self.graph for c in _calls_of(stmt, model)), None)
+            if call is None:
+                raise Unmappable(f"`{model}` is restored but never called")
+            zeros: Dict[str, cst.BaseExpression] = {}
+            for name in _names_in(call) - {model}:
+                ph = self.placeholders.get(name)
+                if ph is None or not isinstance(ph.shape, (cst.List, cst.Tuple)):
+                    if name in self.graph_names or name in self.placeholders:
+                        raise Unmappable(f"cannot build `{model}` before restoring: the shape of "
+                                         f"`{name}` is not known")
+                    continue
+                dims = ", ".join("1" if isinstance(e.value, cst.Name) and e.value.value == "None"
+                                 else _RENDER.code_for_node(e.value) for e in ph.shape.elements)
+                zeros[name] = cst.parse_expression(
+                    f"{self.tf}.zeros([{dims}], {ph.dtype or self.tf + '.float32'})")
+            built = call.visit(_Substitute(zeros))
+            # Inference mode: building must not move the batch-norm statistics.
+            built = built.with_changes(args=[
+                a.with_changes(value=cst.Name("False")) if a.keyword and a.keyword.value == "training" else a
+                for a in built.args])
+            line = cst.parse_statement(_RENDER.code_for_node(built))
+            out.append(line.with_changes(trailing_whitespace=cst.TrailingWhitespace(
+                whitespace=cst.SimpleWhitespace("  "),
+                comment=cst.Comment("# create the weights before restoring them"))))
+        return out
 
     def _scope_filter(self, node) -> Optional[str]:
         """`[v for v in t_vars if v.name.startswith('scope/')]` -> 'scope'."""
@@ -300,6 +471,8 @@ class ProgramConverter:
         fed: Dict[str, str] = {}
         arguments = []
         for key, value in keras.arguments:
+            if key == "learning_rate":
+                value = self._learning_rate_schedule(name, value, api)
             names = _names_in(cst.parse_expression(value))
             if names & self.graph_names:
                 raise Unmappable(f"optimizer hyper-parameter computed in the graph ({key})")
@@ -311,6 +484,8 @@ class ProgramConverter:
                 value = "0.0"
             arguments.append((key, value))
         keras.arguments = arguments
+        if api == "tensorflow.train.MomentumOptimizer" and (name in self.schedule_steps or fed):
+            self._tf1_momentum(keras)
         self.optimizer_feeds[name] = fed
         self.optimizers[name] = keras
         self.needs_tf1_rmsprop |= keras.needs_tf1_rmsprop
@@ -324,6 +499,45 @@ class ProgramConverter:
             f"{self.indent}return {keras.constructor(self.tf)}\n")
         new = cst.parse_statement(f"{name} = {factory}({', '.join(params)})")
         return [new.with_changes(leading_lines=stmt.leading_lines)]
+
+    def _learning_rate_schedule(self, optimizer: str, value: str, api: str) -> str:
+        """A decay schedule as the learning rate -> the Keras schedule object (else `value`)."""
+        expr = cst.parse_expression(value)
+        if isinstance(expr, cst.Name) and expr.value in self.schedules:
+            schedule = self.schedules[expr.value]
+            self.schedule_optimizer[expr.value] = optimizer
+        elif isinstance(expr, cst.Call) and self.resolve(expr.func) in SCHEDULE_NAMES:
+            schedule = map_schedule(self.resolve(expr.func), expr)
+        else:
+            return value
+        if not (isinstance(schedule.step, cst.Name) and schedule.step.value in self.global_steps):
+            raise Unmappable("the learning-rate schedule reads a step that is not the global step "
+                             "its optimizer increments")
+        self.schedule_steps[optimizer] = schedule.step.value
+        return schedule.constructor(self.tf)
+
+    def _models_in_scope(self, scope: Optional[str]) -> List[str]:
+        if scope is None:
+            return sorted(self.model_objects)
+        return sorted(o for o in self.model_objects
+                      if self.model_names.get(self.object_classes.get(o, "")) == scope)
+
+    def _tf1_momentum(self, keras: KerasOptimizer) -> None:
+        """A rate that changes (schedule, fed): Keras SGD's momentum would keep past rates in its
+        velocity where TF1 scales the accumulator by the current rate; a generated subclass
+        applies TF1's rule (optimizers.TF1_MOMENTUM_CLASS), defined once per module."""
+        keras.keras_class = TF1_MOMENTUM
+        source = TF1_MOMENTUM_CLASS.format(tf=self.tf)
+        if TF1_MOMENTUM not in self.taken and source not in self.helpers:
+            self.helpers.append(source)  # `taken` learns the name once the program converted
+
+    def _check_schedule_steps(self) -> None:
+        # Keras schedules read optimizer.iterations: exact only where that optimizer is the one
+        # that incremented the TF1 step (minimize/apply_gradients(global_step=...)).
+        for optimizer, step in self.schedule_steps.items():
+            if self.step_optimizer.get(step) != optimizer:
+                raise Unmappable(f"the learning-rate schedule reads global step `{step}`, which its "
+                                 "optimizer does not increment (no minimize(global_step=...))")
 
     def _local_params(self, keras: KerasOptimizer) -> List[str]:
         """Names of the function's own locals the hyper-parameters read: factory parameters."""
@@ -356,9 +570,7 @@ class ProgramConverter:
             # minimize(loss, global_step, var_list, ...) positionally, as TF1 allowed.
             key = arg.keyword.value if arg.keyword else {1: "global_step", 2: "var_list"}.get(index)
             if key == "global_step":
-                if not (isinstance(arg.value, cst.Name) and arg.value.value in self.global_steps):
-                    raise Unmappable("minimize(global_step=...) of a step the rewrite does not know")
-                self.step_optimizer[arg.value.value] = opt_name
+                self.step_optimizer[self._global_step_name(arg.value)] = opt_name
             elif key == "var_list":
                 if not (isinstance(arg.value, cst.Name) and arg.value.value in self.var_filters):
                     raise Unmappable("minimize(var_list=...) with a list the rewrite cannot map to a model")
@@ -367,6 +579,15 @@ class ProgramConverter:
                 raise Unmappable(f"minimize argument {key or 'positional'} is not supported yet")
         self.train_ops[name] = TrainOp(name, loss.value, opt_name, var_prefix=var_prefix, wired=wired)
         return prelude
+
+    def _global_step_name(self, node) -> str:
+        """The global step a train op increments: a name bound to it, or the call
+        `tf.train.get_global_step()` itself (then keyed by its API name)."""
+        if isinstance(node, cst.Name) and node.value in self.global_steps:
+            return node.value
+        if isinstance(node, cst.Call) and not node.args and self.resolve(node.func) in GLOBAL_STEP:
+            return GLOBAL_STEP[0]
+        raise Unmappable("global_step=... of a step the rewrite does not know")
 
     def _compute_gradients(self, name: str, call: cst.Call) -> List[cst.BaseStatement]:
         optimizer = call.func.value
@@ -395,8 +616,8 @@ class ProgramConverter:
             raise Unmappable("apply_gradients without gradients")
         for arg in call.args[1:]:
             key = arg.keyword.value if arg.keyword else None
-            if key == "global_step" and isinstance(arg.value, cst.Name) and arg.value.value in self.global_steps:
-                self.step_optimizer[arg.value.value] = optimizer.value
+            if key == "global_step":
+                self.step_optimizer[self._global_step_name(arg.value)] = optimizer.value
             else:
                 raise Unmappable(f"apply_gradients argument {key or 'positional'} is not supported yet")
         # Which compute_gradients result do the applied gradients come from?
@@ -457,6 +678,9 @@ class ProgramConverter:
         return out
 
     def _session_statement(self, stmt) -> List[cst.BaseStatement]:
+        stmt, summary = self.summaries.session_statement(stmt, self._is_run)  # FileWriter, add_summary
+        if summary is not None:
+            return [s.visit(_RunRewriter(self)) for s in summary]
         if isinstance(stmt, cst.SimpleStatementLine):
             if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign) and \
                     isinstance(stmt.body[0].value, cst.Dict):
@@ -466,6 +690,11 @@ class ProgramConverter:
                                                        for k in keys):
                     self.feed_dicts[targets[0]] = stmt.body[0].value
                     return []
+            if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr) and \
+                    self._saver_call(stmt.body[0].value, "restore"):
+                restored = self._restore(stmt.body[0].value)
+                restored[0] = restored[0].with_changes(leading_lines=stmt.leading_lines)
+                return restored
             if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr):
                 call = stmt.body[0].value
                 if self._is_run(call):
@@ -498,6 +727,14 @@ class ProgramConverter:
             # The header (loop range, condition) may read session values too.
             return [updated]
         raise Unmappable(f"a {type(stmt).__name__} statement in the session block")
+
+    def _saver_call(self, node, method: str) -> bool:
+        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+                and node.func.attr.value == method):
+            return False
+        owner = node.func.value
+        return (isinstance(owner, cst.Name) and owner.value in self.savers) or \
+            (isinstance(owner, cst.Call) and self.resolve(owner.func) == SAVER and not owner.args)
 
     def _is_run(self, node) -> bool:
         return (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
@@ -534,11 +771,17 @@ class ProgramConverter:
         names = []
         for item in items:
             if not isinstance(item, cst.Name):
-                raise Unmappable("sess.run of an expression (only names are supported)")
+                item = self._fetched_expression(item)
             names.append(item.value)
         train = [n for n in names if n in self.train_ops]
         if len(train) > 1:
             raise Unmappable("several train ops in one sess.run")
+        if len(names) > 1 and any(n in self.schedules for n in names):
+            raise Unmappable("sess.run of a learning-rate schedule together with other fetches")
+        if len(names) == 1 and not feeds and names[0] in self.schedule_optimizer:
+            # sess.run(lr): the schedule's value at the optimizer's current step.
+            expr = cst.parse_expression(f"{self.schedule_optimizer[names[0]]}.learning_rate.numpy()")
+            return (target, expr) if target is not None else expr
         if any(n in self.variables for n in names):
             if len(names) != 1 or feeds:
                 raise Unmappable("sess.run of a variable together with other fetches")
@@ -579,6 +822,18 @@ class ProgramConverter:
         else:
             expr = exprs[0]
         return (target, expr) if target is not None else expr
+
+    def _fetched_expression(self, item) -> cst.Name:
+        """`sess.run(predictions['logits'])`: the fetched expression becomes a graph value."""
+        used = _names_in(item)
+        if not (used & self.graph_names) or used - self.graph_names - set(self.placeholders) - self.model_objects:
+            raise Unmappable("sess.run of an expression that is not computed from graph values")
+        base = "_".join(re.findall(r"[A-Za-z0-9]+", _RENDER.code_for_node(item)))[:40] or "fetched"
+        name = self._fresh(base)
+        stmt = cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], item)])
+        self.graph.append(stmt)
+        self.graph_names.add(name)
+        return cst.Name(name)
 
     def _slice(self, targets: Sequence[str]) -> List[cst.SimpleStatementLine]:
         needed = set(targets)
@@ -696,12 +951,8 @@ class ProgramConverter:
                 TF1CallFixer(self.resolve))
             text = _RENDER.code_for_node(new.with_changes(leading_lines=[])).strip()
             lines.extend(ind * 2 + line for line in text.splitlines())
-        trained = objects
+        trained = self._trained_objects(op, objects)
         if op.var_prefix is not None:
-            trained = [o for o in objects
-                       if self.model_names.get(self.object_classes.get(o, "")) == op.var_prefix]
-            if len(trained) != 1:
-                raise Unmappable(f"var_list of {op.name}: no single model is named {op.var_prefix!r}")
             others = [o for o in objects if o not in trained]
             if others:
                 self.notes.append(("TFM403", f"{name} calls {', '.join(others)} with training=True: "
@@ -730,6 +981,34 @@ class ProgramConverter:
         self.helpers.append("\n".join(lines) + "\n")
         self.graph_used_in_steps = True
 
+    def _trained_objects(self, op: TrainOp, objects: Sequence[str]) -> List[str]:
+        """The model objects whose variables `op` trains (its var_list scope, else all it calls)."""
+        if op.var_prefix is None:
+            return list(objects)
+        trained = [o for o in objects
+                   if self.model_names.get(self.object_classes.get(o, "")) == op.var_prefix]
+        if len(trained) != 1:
+            raise Unmappable(f"var_list of {op.name}: no single model is named {op.var_prefix!r}")
+        return trained
+
+    def _optimizer_builds(self) -> List[str]:
+        """`optimizer.build(variables)` per optimizer: Keras 3 creates its slots lazily, and
+        restored values only reach variables that exist (resuming training)."""
+        lines = []
+        for name in self.optimizers:
+            ops = [op for op in self.train_ops.values() if op.optimizer == name]
+            trained: List[str] = []
+            for op in ops:
+                objects = sorted(self._objects_in(self._slice([op.loss])))
+                for obj in self._trained_objects(op, objects):
+                    if obj not in trained:
+                        trained.append(obj)
+            if not trained:
+                raise Unmappable(f"cannot tell which variables {name} trains before restoring it")
+            variables = " + ".join(f"{o}.trainable_variables" for o in trained)
+            lines.append(f"{name}.build({variables})  # create its slots before restoring them")
+        return lines
+
     # -- checks ---------------------------------------------------------------------------------
     def _plain_check(self, stmt):
         if _names_in(stmt) & (set(self.placeholders) | set(self.train_ops)):
@@ -745,6 +1024,7 @@ class ProgramConverter:
 
     def _validate(self, body) -> None:
         leftovers = (set(self.placeholders) | set(self.train_ops) | self.update_ops_names | {self.sess}
+                     | set(self.schedules) | set(self.summaries.ops) | set(self.summaries.fetched)
                      | self.global_steps)
         module = cst.Module(body=body)
         names = _names_in(module)
@@ -787,7 +1067,23 @@ class _RunRewriter(cst.CSTTransformer):
     def leave_Call(self, original, updated):
         if self.conv._is_run(original):
             return self.conv._run(updated, None)
+        if self.conv._saver_call(original, "save"):
+            return self.conv._save(updated)
+        if self.conv._saver_call(original, "restore"):
+            raise Unmappable("Saver.restore used as a value")
         return updated
+
+
+def _calls_of(node, callee: str) -> List[cst.Call]:
+    found: List[cst.Call] = []
+
+    class Calls(cst.CSTVisitor):
+        def visit_Call(self, call):
+            if isinstance(call.func, cst.Name) and call.func.value == callee:
+                found.append(call)
+
+    node.visit(Calls())
+    return found
 
 
 def _tf_names(source: str, resolve) -> Set[str]:

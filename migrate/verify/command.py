@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
 import click
@@ -134,35 +135,13 @@ def run_verify(old, new, spec_path=None, device="cpu", steps=None, batch_size=No
                     problems[mid] = ("golden file %s has no record of this old program "
                                      "(recorded from a different or changed file)" % golden)
                 runnable = [m for m in runnable if m["id"] not in missing]
-            prestarted = None
-            if runnable and not golden:
-                prestarted = runner.prestart_new(devdir, dev)
             if golden:
-                pass
-            elif runnable:
-                log("old side: %d model(s)" % len(runnable))
-                try:
-                    runner.run_side("old", runnable, job, devdir, timeout, dev)
-                except BaseException:
-                    runner.discard(prestarted)
-                    raise
-            if save_golden_path and dev == devices[0]:
-                save_golden(save_golden_path, devdir, runnable, job)
-            t_old = time.time() - t0
-            todo = []
-            for m in runnable:
-                mj, mn = protocol.side_paths(devdir, m["id"], "old")
-                meta = protocol.load_json(mj) if os.path.exists(mj) else None
-                if meta and not meta.get("error"):
-                    m["old_result"] = [mj, mn]
-                    todo.append(m)
-            t1 = time.time()
-            if todo:
-                log("new side: %d model(s)" % len(todo))
-                runner.run_side("new", todo, job, devdir, timeout, dev, prestarted=prestarted)
+                t_old, t_new = _run_new_after_golden(runnable, job, devdir, timeout, dev,
+                                                     t0, log)
             else:
-                runner.discard(prestarted)
-            t_new = time.time() - t1
+                t_old, t_new = _run_pipelined(runnable, job, devdir, timeout, dev, log)
+                if save_golden_path and dev == devices[0]:
+                    save_golden(save_golden_path, devdir, runnable, job)
             for m in models:
                 name = m["id"] if dev == "cpu" else "%s[%s]" % (m["id"], dev)
                 if m["id"] in problems:
@@ -198,6 +177,62 @@ def run_verify(old, new, spec_path=None, device="cpu", steps=None, batch_size=No
     return results, exit_code(results), header
 
 
+def _run_new_after_golden(runnable, job, devdir, timeout, dev, t0, log):
+    """--golden: the old results are on disk already; run the new side on those."""
+    t_old = time.time() - t0
+    todo = []
+    for m in runnable:
+        mj, mn = protocol.side_paths(devdir, m["id"], "old")
+        meta = protocol.load_json(mj) if os.path.exists(mj) else None
+        if meta and not meta.get("error"):
+            m["old_result"] = [mj, mn]
+            todo.append(m)
+    t1 = time.time()
+    if todo:
+        log("new side: %d model(s)" % len(todo))
+        runner.run_side("new", todo, job, devdir, timeout, dev)
+    return t_old, time.time() - t1
+
+
+def _run_pipelined(runnable, job, devdir, timeout, dev, log):
+    """Both sides at once: the new worker (started first, its TensorFlow import overlaps
+    the old side's) takes each model as soon as the old side has written its result, so
+    a run costs about the slower side per model, not the sum. Returns (old s, new s)."""
+    if not runnable:
+        return 0.0, 0.0
+    t0 = time.time()
+    prestarted = runner.prestart_new(devdir, dev)
+    for m in runnable:
+        m["old_result"] = list(protocol.side_paths(devdir, m["id"], "old"))
+    old_done = {}
+
+    def old_side():
+        try:
+            runner.run_side("old", runnable, job, devdir, timeout, dev)
+        except BaseException as exc:  # our bug or Ctrl-C: let the new side finish, re-raise
+            old_done["error"] = exc
+            for m in runnable:
+                mj, _ = protocol.side_paths(devdir, m["id"], "old")
+                if not os.path.exists(mj):
+                    protocol.save_json(mj, {"id": m["id"], "side": "old", "internal": True,
+                                            "error": "old side stopped: %s" % (exc,)})
+        old_done["s"] = time.time() - t0
+
+    log("old side: %d model(s); new side follows model by model" % len(runnable))
+    thread = threading.Thread(target=old_side, name="verify-old-side", daemon=True)
+    thread.start()
+    try:
+        runner.run_side("new", runnable, dict(job, pipelined=True), devdir, timeout, dev,
+                        prestarted=prestarted)
+    except BaseException:
+        runner.kill_all()
+        raise
+    thread.join()
+    if "error" in old_done:
+        raise old_done["error"]
+    return old_done["s"], time.time() - t0
+
+
 def exit_code(results):
     if any(r.get("internal") for r in results):
         return EXIT_USAGE
@@ -209,24 +244,8 @@ def exit_code(results):
 
 
 def _plot(path, results):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: F401
-    except ImportError:
-        return "--plot skipped: matplotlib is not installed"
-    import matplotlib.pyplot as plt
-    rows = [(r["model"], t) for r in results for t in r.get("tensors", [])
-            if isinstance(t.get("needed"), float)]
-    fig, ax = plt.subplots(figsize=(10, max(3, 0.18 * len(rows))))
-    ax.barh(range(len(rows)), [max(t["needed"], 1e-12) for _, t in rows])
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels(["%s %s" % (m, t["tensor"]) for m, t in rows], fontsize=6)
-    ax.set_xscale("log")
-    ax.set_xlabel("tolerance needed")
-    fig.tight_layout()
-    fig.savefig(path)
-    return None
+    from migrate.verify.plot import write_plot
+    return write_plot(path, results)
 
 
 @click.command("verify")
@@ -253,7 +272,8 @@ def _plot(path, results):
               help="Seconds per model and side before the program is stopped (default 300).")
 @click.option("--seed", type=int, default=None, help="Seed of the generated inputs (default 0).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
-              help="Per-tensor error bars as PNG (needs matplotlib; skipped without).")
+              help="Old vs new loss curves and per-tensor error bars as PNG (needs "
+                   "matplotlib; skipped with a message without it).")
 @click.option("--keep-workdir", is_flag=True, hidden=True)
 @click.pass_context
 def verify(ctx, old, new, spec_path, device, steps, batch_size, rtol, atol, fmt, report_path,

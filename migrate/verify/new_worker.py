@@ -76,6 +76,60 @@ def _import_new(path, model_id):
     return module
 
 
+def call_inputs(inputs, arrays, key):
+    """The model's positional inputs: a dict the old function took (`features.x`, recorded as
+    `param.key`) is passed as that dict again, as NEW's model takes it."""
+    args, dicts = [], {}
+    for entry in inputs:
+        param, _, field = entry["param"].partition(".")
+        if field:
+            if param not in dicts:
+                dicts[param] = {}
+                args.append(dicts[param])
+            dicts[param][field] = arrays[entry[key]]
+        else:
+            args.append(arrays[entry[key]])
+    return args
+
+
+def constructor_arguments(module, class_name):
+    """(args, kwargs) of the first `ClassName(...)` in NEW's own code whose arguments are all
+    module-level values (`Model(params=PARAMS)`), evaluated in the module: NEW constructs its
+    models this way, so verify does too. ([], {}) when there is none."""
+    import ast
+
+    try:
+        with open(module.__file__, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return [], {}
+    namespace = vars(module)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == class_name):
+            continue
+        try:
+            args = [_evaluate(a, namespace) for a in node.args]
+            kwargs = {k.arg: _evaluate(k.value, namespace) for k in node.keywords if k.arg}
+        except Exception:
+            continue  # reads a local of the program (a function argument): not usable here
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            continue
+        return args, kwargs
+    return [], {}
+
+
+def _evaluate(node, namespace):
+    import ast
+
+    free = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    if free - set(namespace) - {"True", "False", "None"}:
+        raise NameError("not a module-level value")
+    if any(isinstance(n, (ast.Call, ast.Lambda, ast.NamedExpr)) for n in ast.walk(node)):
+        raise ValueError("computed at run time")
+    return eval(compile(ast.Expression(node), "<constructor argument>", "eval"), dict(namespace))
+
+
 def _lineno(obj):
     fn = getattr(obj, "python_function", obj)
     try:
@@ -105,6 +159,7 @@ class NewModel(object):
         self.loads = 0
         self._load(module)
         self.mapping = None
+        self.applied = {}  # maker -> TF1 names of the variables its optimizer applied to
         self.meta = {"id": model["id"], "side": "new", "variants": [],
                      "step_names": [n for n, _ in self.step_fns],
                      "classes": sorted(self.classes)}
@@ -136,8 +191,14 @@ class NewModel(object):
             found = [(n, f) for n, f in vars(module).items()
                      if STEP_RE.match(n) and callable(f)]
             self.step_fns = sorted(found, key=lambda nf: _lineno(nf[1]))
-        ntrain = len(old_meta["train_ops"])
-        if len(self.step_fns) != ntrain:
+        ntrain = len([t for t in old_meta["train_ops"] if not t.get("synthetic")])
+        if ntrain == 0:
+            # verify's synthetic loss stands in for the missing one: NEW's own train steps
+            # (if any) have no old counterpart to pair with
+            self.unpaired_steps = [n for n, _ in self.step_fns]
+            self.step_fns = [("synthetic_step_%s" % t["synthetic"]["new"], None)
+                             for t in old_meta["train_ops"]]
+        elif len(self.step_fns) != ntrain:
             raise VerifyError(
                 "cannot pair train ops with train steps: the old program has %d train op(s), "
                 "the new program defines %d train step function(s) (%s); name them in the "
@@ -148,9 +209,13 @@ class NewModel(object):
     def _build(self):
         models = {}
         for pair in self.model["pairs"]:
-            kwargs = self.spec.get("model_kwargs", {}).get(pair["new"], {})
+            kwargs = self.spec.get("model_kwargs", {}).get(pair["new"])
+            args = []
+            if kwargs is None:
+                args, kwargs = constructor_arguments(self.module, pair["new"])
+                kwargs = self._with_old_arguments(pair, args, kwargs)
             try:
-                models[pair["new"]] = self.classes[pair["new"]](**kwargs)
+                models[pair["new"]] = self.classes[pair["new"]](*args, **kwargs)
             except TypeError as exc:
                 raise VerifyError("cannot construct new %s(%s): %s; give its constructor "
                                   "arguments in the spec ([new.model_kwargs.%s])"
@@ -158,7 +223,7 @@ class NewModel(object):
                                      exc, pair["new"]))
         for entry in self.old_meta["forward"]:
             m = entry["modes"].get("infer") or entry["modes"].get("train")
-            inputs = [self.old[i["key"]] for i in m["inputs"]]
+            inputs = call_inputs(m["inputs"], self.old, "key")
             try:
                 models[entry["new"]](*inputs, training=False)
             except BaseException as exc:
@@ -168,6 +233,30 @@ class NewModel(object):
                                   % (entry["new"], [list(x.shape) for x in inputs],
                                      _describe(exc)))
         return models
+
+    def _with_old_arguments(self, pair, args, kwargs):
+        """Required constructor parameters still missing, named like an argument the old
+        program passed its model function that is not a tensor: a `tf.Variable` (a step
+        counter: made anew from its initial value) or a Python scalar."""
+        passed = self.old_meta.get("model_args", {}).get(pair["old"], {})
+        try:
+            params = list(inspect.signature(self.classes[pair["new"]].__init__).parameters
+                          .items())[1:]  # without self
+        except (TypeError, ValueError):
+            return kwargs
+        kwargs = dict(kwargs)
+        for name, p in params[len(args):]:
+            if (name in kwargs or name not in passed or p.default is not p.empty
+                    or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)):
+                continue
+            arg = passed[name]
+            if "variable" in arg:
+                kwargs[name] = self.tf.Variable(self.np.asarray(arg["variable"],
+                                                                dtype=arg["dtype"]),
+                                                trainable=False, name=name)
+            else:
+                kwargs[name] = arg["value"]
+        return kwargs
 
     def _keras_vars(self, models):
         seen, out = set(), []
@@ -217,6 +306,7 @@ class NewModel(object):
     # -- one variant
     def run_variant(self, variant, eager, arrays):
         tf, np = self.tf, self.np
+        started, cpu_started = time.time(), time.process_time()
         prefix = variant + "/"
         if self.meta["variants"]:
             self._load(_import_new(self.model["new"], "%s_%s%d" % (self.model["id"], variant,
@@ -249,7 +339,7 @@ class NewModel(object):
                 m = entry["modes"].get(mode)
                 if not m:
                     continue
-                inputs = [self.old[i["key"]] for i in m["inputs"]]
+                inputs = call_inputs(m["inputs"], self.old, "key")
                 try:
                     out = models[entry["new"]](*inputs, training=(mode == "train"))
                 except BaseException as exc:
@@ -265,6 +355,13 @@ class NewModel(object):
         reverse = {id(v): n for n, v in byname.items()}
 
         def optimizer_for(maker_name, train_index):
+            if maker_name not in optimizers and maker_name.startswith(SYNTHETIC_PREFIX):
+                synthetic = self.old_meta["train_ops"][train_index]["synthetic"]
+                optimizers[maker_name] = self.keras.optimizers.SGD(
+                    learning_rate=synthetic["learning_rate"])
+                if eager:
+                    capture_gradients(optimizers[maker_name], maker_name)
+                prebuild(optimizers[maker_name], maker_name)
             if maker_name not in optimizers:
                 kwargs = dict(self.spec.get("optimizer_kwargs", {}).get(maker_name, {}))
                 constants = self.old_meta.get("constants", {})
@@ -285,20 +382,59 @@ class NewModel(object):
                     raise VerifyError("new %s() failed: %s" % (maker_name, _describe(exc)))
                 optimizers[maker_name] = opt
                 if eager:
-                    orig = opt.apply
-
-                    def apply(grads, trainable_variables=None, _orig=orig, _name=maker_name):
-                        if _name not in grads_seen and trainable_variables is not None:
-                            grads_seen[_name] = [(reverse.get(id(v)), g)
-                                                 for g, v in zip(grads, trainable_variables)]
-                        return _orig(grads, trainable_variables)
-
-                    opt.apply = apply
+                    capture_gradients(opt, maker_name)
+                prebuild(opt, maker_name)
             return optimizers[maker_name]
+
+        def prebuild(opt, maker_name):
+            """Create the optimizer's slots for the variables the eager run saw it apply
+            to, as its first apply would (same code, same values): a tf.function that
+            creates variables on its first call is traced twice."""
+            names = self.applied.get(maker_name)
+            if eager or not names or None in names or getattr(opt, "built", True):
+                return
+            if all(n in byname for n in names):
+                opt.build([byname[n] for n in names])
+
+        # The eager run that only measures the noise floor (not the as-written run) traces
+        # the optimizer update itself: Keras's eager update costs ~1 s per model in Python
+        # dispatch, and elementwise update math is the same in both modes; the model's
+        # forward and backward pass, where the two modes differ, stay eager.
+        trace_update = eager and variant != self.meta.get("primary")
+
+        def capture_gradients(opt, maker_name):
+            orig = opt.apply
+            traced = {}  # variable ids -> the update traced for them (variables by closure)
+
+            def apply(grads, trainable_variables=None, _orig=orig, _name=maker_name):
+                if _name not in grads_seen and trainable_variables is not None:
+                    grads_seen[_name] = [(reverse.get(id(v)), g)
+                                         for g, v in zip(grads, trainable_variables)]
+                grads = list(grads)
+                if (not trace_update or trainable_variables is None
+                        or any(g is None for g in grads)):
+                    return _orig(grads, trainable_variables)
+                variables = list(trainable_variables)
+                if not opt.built:  # slots first, as Keras's apply would: one trace
+                    opt.build(variables)
+                key = tuple(id(v) for v in variables)
+                if key not in traced:
+                    traced[key] = _traced_update(tf, _orig, variables)
+                return traced[key](grads)
+
+            opt.apply = apply
 
         frozen = [byname[n] for n in self.old_meta.get("frozen", []) if n in byname]
         calls = []
         for t, (sname, fn) in zip(self.old_meta["train_ops"], self.step_fns):
+            if t.get("synthetic"):
+                fn = synthetic_step(tf, t["synthetic"].get("training"))
+                runner = fn if eager else tf.function(fn)
+                argspec = ([("model", t["synthetic"]["new"]),
+                            ("optimizer", "%s%d" % (SYNTHETIC_PREFIX, t["index"]))]
+                           + [("data", name) for name in t["synthetic"]["inputs"]])
+                calls.append((t, sname, runner, argspec))
+                continue
             pyfn = getattr(fn, "python_function", None)
             is_function = pyfn is not None
             if eager:
@@ -308,7 +444,8 @@ class NewModel(object):
             argspec = self._step_args(sname, pyfn or fn, t, models)
             calls.append((t, sname, runner, argspec))
         self.meta["as_written"] = ("function" if all(getattr(fn, "python_function", None)
-                                                     is not None for _, fn in self.step_fns)
+                                                     is not None or fn is None
+                                                     for _, fn in self.step_fns)
                                    else "eager")
         losses = {t["index"]: [] for t in self.old_meta["train_ops"]}
         moving_names = [n for n in byname
@@ -357,6 +494,8 @@ class NewModel(object):
                         if name is not None and g is not None:
                             arrays[prefix + "grad0/%d/%s" % (t["index"], name)] = (
                                 np.asarray(tf.convert_to_tensor(g)))
+                    self.applied.setdefault(maker_for_grads, [
+                        name for name, _ in grads_seen[maker_for_grads]])
                     grads_seen[maker_for_grads] = "done"
         del frozen
         timing = time.time() - t0
@@ -371,7 +510,7 @@ class NewModel(object):
                 m = entry["modes"].get("infer")
                 if not m:
                     continue
-                inputs = [self.old[i["held_key"]] for i in m["inputs"]]
+                inputs = call_inputs(m["inputs"], self.old, "held_key")
                 out = models[entry["new"]](*inputs, training=False)
                 for j, o in enumerate(_flatten(out)):
                     arrays[prefix + "%s/%s/%d" % (tag, entry["old"], j)] = np.asarray(o)
@@ -396,7 +535,8 @@ class NewModel(object):
                 for name, value in saved.items():
                     byname[name].assign(value)
         self.meta["variants"].append({"name": variant, "eager": eager,
-                                      "train_s": timing})
+                                      "train_s": timing, "total_s": time.time() - started,
+                                      "cpu_s": time.process_time() - cpu_started})
         if variant in ("function", "eager"):
             self.meta.setdefault("momentum", momenta)
 
@@ -467,6 +607,33 @@ class NewModel(object):
         return None
 
 
+def _traced_update(tf, apply, variables):
+    """`apply(grads, variables)` as a tf.function of the gradients only (the variables are
+    closed over: a tf.function argument would turn them into tensors)."""
+    return tf.function(lambda grads: apply(grads, variables))
+
+
+SYNTHETIC_PREFIX = "__synthetic_sgd_"
+
+
+def synthetic_step(tf, training):
+    """The new side of verify's synthetic loss (old_worker._add_synthetic_train_ops):
+    sum_k mean(square(output_k)) over the model's float outputs, one plain SGD step on
+    the variables it reaches (None gradients left out, as TF1 minimize does)."""
+    def step(model, optimizer, *inputs):
+        with tf.GradientTape() as tape:
+            out = (model(*inputs, training=training) if training is not None
+                   else model(*inputs))
+            outs = [o for o in _flatten(out) if o.dtype.is_floating]
+            loss = tf.add_n([tf.reduce_mean(tf.square(tf.cast(o, tf.float32))) for o in outs])
+        variables = model.trainable_variables
+        pairs = [(g, v) for g, v in zip(tape.gradient(loss, variables), variables)
+                 if g is not None]
+        optimizer.apply_gradients(pairs)
+        return loss
+    return step
+
+
 def run_model(tf, keras, np, model, job, out_json, out_npz):
     t0 = time.time()
     old_json, old_npz = model["old_result"]
@@ -475,21 +642,30 @@ def run_model(tf, keras, np, model, job, out_json, out_npz):
     module = _import_new(model["new"], model["id"])
     nm = NewModel(tf, keras, np, module, model, job, old_meta, old)
     arrays = {}
-    as_written_function = all(getattr(fn, "python_function", None) is not None
+    as_written_function = all(getattr(fn, "python_function", None) is not None or fn is None
                               for _, fn in nm.step_fns)
     primary, other = (("function", False), ("eager", True)) if as_written_function else \
         (("eager", True), ("function", False))
     nm.meta["primary"] = primary[0]
-    nm.run_variant(primary[0], primary[1], arrays)
-    if not job.get("no_floor"):
+    # the eager run goes first: the variables each optimizer applies to, seen there, let the
+    # traced runs build their optimizers before the first call (one trace instead of two)
+    for name, eager in sorted([primary] + ([] if job.get("no_floor") else [other]),
+                              key=lambda variant: not variant[1]):
+        if name == primary[0]:
+            nm.run_variant(name, eager, arrays)
+            continue
         try:
-            nm.run_variant(other[0], other[1], arrays)
+            nm.run_variant(name, eager, arrays)
         except VerifyError as exc:
             nm.meta["floor_error"] = str(exc)
     if old_meta.get("never_updated"):
         nm.run_variant("momentum1", primary[1], arrays)
     if old_meta.get("partial_updates"):
         nm.run_variant("scoped", primary[1], arrays)
+    if getattr(nm, "unpaired_steps", None):
+        nm.meta.setdefault("notes", []).append(
+            "new train step(s) %s not run: the old program has no train op to pair them with"
+            % ", ".join(nm.unpaired_steps))
     nm.meta["timing_s"] = time.time() - t0
     nm.meta["dropout_disabled"] = DROPOUT["sites"]
     DROPOUT["sites"] = 0
@@ -542,11 +718,24 @@ def main(argv=None):
     if parent is not None:
         _wait_for(jobfile, parent)
     job = protocol.load_json(jobfile)
+    verify_parent = os.getppid()
+
     def run_one(model, out_json, out_npz):
         keras.backend.clear_session()
         run_model(tf, keras, np, model, job, out_json, out_npz)
 
-    protocol.run_models(job, "new", run_one, _describe, progress)
+    def old_result_ready(model):
+        """Pipelined with the old side: wait for this model's old result; skip the model
+        when the old side could not produce one (its error is the model's result)."""
+        old_json = model["old_result"][0]
+        while not os.path.exists(old_json):
+            if os.getppid() != verify_parent:
+                os._exit(0)
+            time.sleep(0.02)
+        return not protocol.load_json(old_json).get("error")
+
+    protocol.run_models(job, "new", run_one, _describe, progress,
+                        prepare=old_result_ready if job.get("pipelined") else None)
 
 
 if __name__ == "__main__":

@@ -17,367 +17,38 @@ Per model of the job:
      program order each step), final variables, BN update counts, fused-BN sizes.
 """
 
-import inspect
-import os
 import sys
 import time
-import traceback
 
-from migrate.verify import protocol
+from migrate.verify import feed_probe, protocol
 from migrate.verify.protocol import VerifyError
+# Graph capture shared with convert-checkpoint (migrate.checkpoint.tf1_worker); the old
+# private names are kept so the rest of this module reads as before.
+from migrate.verify.tf1_graph import (
+    STATE,
+    ancestors as _ancestors,
+    clean as _clean,
+    describe as _describe,
+    extend_train_op as _extend_train_op,
+    Feeder as _Feeder,
+    GraphComplete as _GraphComplete,
+    import_program as _import_program,
+    install_hooks as _install_hooks,
+    is_flag as _is_flag,
+    is_tensor as _is_tensor,
+    model_outputs as _model_outputs,
+    training_value as _training_value,
+    wrap_model_function as _wrap_model_function,
+)
 
 ADAM_FAMILY = ("Adam", "Nadam", "Adamax")
 NULL_GRAD_RATIO = 1e-4
-
-
-class _GraphComplete(BaseException):
-    """Raised when the program creates its Session: the graph is built."""
-
-
-class _State(object):
-    def __init__(self):
-        self.active = False
-        self.block_sessions = False
-        self.train_ops = []
-        self.last_loss = {}
-        self.optimizer_vars = set()
-        self.calls = {}
-        self.graph = None
-        self.dropout_sites = 0
-        # placeholder op name -> the Python variable the program assigned it to
-        # (`images = tf.placeholder(tf.float32)` pairs with a train-step parameter `images`).
-        self.placeholder_vars = {}
-
-
-STATE = _State()
-
-
-def _install_hooks(tf):
-    from tensorflow.python.client import session as session_mod
-    from tensorflow.python.training import optimizer as optimizer_mod
-
-    base_init = session_mod.BaseSession.__init__
-
-    def session_init(self, *args, **kwargs):
-        if STATE.block_sessions:
-            self._session = None  # keeps BaseSession.__del__ quiet
-            graph = kwargs.get("graph") or (args[1] if len(args) > 1 else None)
-            STATE.graph = graph if graph is not None else tf.get_default_graph()
-            raise _GraphComplete()
-        return base_init(self, *args, **kwargs)
-
-    session_mod.BaseSession.__init__ = session_init
-
-    import linecache
-    import re
-    import sys as _sys
-
-    assignment = re.compile(r"^\s*([A-Za-z_]\w*)\s*=\s*")
-    for factory_name in ("placeholder", "placeholder_with_default"):
-        factory = getattr(tf, factory_name)
-
-        def named_factory(*args, _factory=factory, **kwargs):
-            tensor = _factory(*args, **kwargs)
-            caller = _sys._getframe(1)
-            line = linecache.getline(caller.f_code.co_filename, caller.f_lineno)
-            match = assignment.match(line)
-            if match:
-                STATE.placeholder_vars[tensor.op.name] = match.group(1)
-            return tensor
-
-        setattr(tf, factory_name, named_factory)
-
-    opt_cls = optimizer_mod.Optimizer
-    orig_compute = opt_cls.compute_gradients
-    orig_apply = opt_cls.apply_gradients
-
-    def compute_gradients(self, loss, *args, **kwargs):
-        result = orig_compute(self, loss, *args, **kwargs)
-        if STATE.active:
-            STATE.last_loss[id(self)] = loss
-        return result
-
-    def apply_gradients(self, grads_and_vars, *args, **kwargs):
-        grads_and_vars = list(grads_and_vars)
-        if not STATE.active:
-            return orig_apply(self, grads_and_vars, *args, **kwargs)
-        graph = tf.get_default_graph()
-        before = {v.name for v in graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)}
-        op = orig_apply(self, grads_and_vars, *args, **kwargs)
-        after = graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
-        STATE.optimizer_vars.update(v.name for v in after if v.name not in before)
-        STATE.train_ops.append({
-            "op": op, "loss": STATE.last_loss.get(id(self)),
-            "vars": [v for g, v in grads_and_vars if g is not None],
-            "optimizer": type(self).__name__})
-        return op
-
-    opt_cls.compute_gradients = compute_gradients
-    opt_cls.apply_gradients = apply_gradients
-    _disable_dropout(tf)
-
-
-def _disable_dropout(tf):
-    """Randomness cannot be matched across the two sides: dropout becomes the identity
-    (rate 0, the deterministic path) while the program builds its graph; the report
-    says so. Covers tf.nn.dropout, tf.layers.dropout / Dropout, slim/contrib dropout."""
-    from tensorflow.python.ops import nn_ops
-    from tf_keras.src.layers.regularization import dropout as keras_dropout
-
-    def nn_dropout(x, *args, **kwargs):
-        STATE.dropout_sites += 1
-        return tf.identity(x)
-
-    def layer_call(self, inputs, training=None):
-        STATE.dropout_sites += 1
-        return tf.identity(inputs)
-
-    for module in {id(m): m for m in (tf.nn, tf.compat.v1.nn)}.values():
-        module.dropout = nn_dropout
-    nn_ops.dropout = nn_dropout
-    nn_ops.dropout_v2 = nn_dropout
-    keras_dropout.Dropout.call = layer_call
-
-
-def _import_program(path, model_id):
-    import importlib.util
-    name = "_tfm_verify_old_%s" % "".join(c if c.isalnum() else "_" for c in model_id)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    directory = os.path.dirname(os.path.abspath(path))
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _logits_of_loss(loss):
-    """The logits a cross-entropy loss was computed from (through reshapes)."""
-    for op in _ancestors([loss]):
-        if op.type in ("SparseSoftmaxCrossEntropyWithLogits", "SoftmaxCrossEntropyWithLogits"):
-            t = op.inputs[0]
-            while t.op.type in ("Reshape", "Identity", "StopGradient"):
-                t = t.op.inputs[0]
-            return [t]
-    return []
-
-
-def _model_outputs(out):
-    """Tensors a model function returned; for an EstimatorSpec its predictions
-    (only `logits` when the predictions dict has it), or for a TRAIN-mode spec without
-    predictions the logits its cross-entropy loss was computed from."""
-    if hasattr(out, "predictions") and hasattr(out, "mode"):
-        if out.predictions is None:
-            return _logits_of_loss(out.loss) if out.loss is not None else []
-        out = out.predictions
-    if isinstance(out, dict) and "logits" in out:
-        out = out["logits"]
-    return [o for o in _flatten(out) if _is_tensor(o)]
-
-
-def _is_tensor(value):
-    from tensorflow.python.framework import tensor as tensor_mod
-    return isinstance(value, tensor_mod.Tensor)
-
-
-_flatten = protocol.flatten
-
-
-def _wrap_model_function(module, fname):
-    fn = getattr(module, fname)
-    sig = inspect.signature(fn)
-
-    def wrapper(*args, **kwargs):
-        out = fn(*args, **kwargs)
-        try:
-            bound = sig.bind(*args, **kwargs)
-            bound.apply_defaults()
-            arguments = list(bound.arguments.items())
-        except TypeError:
-            arguments = [("arg%d" % i, a) for i, a in enumerate(args)]
-        STATE.calls.setdefault(fname, []).append({"args": arguments, "out": out})
-        return out
-
-    wrapper.__wrapped__ = fn
-    setattr(module, fname, wrapper)
-
-
-def _clean(name):
-    return name[:-2] if name.endswith(":0") else name
-
-
-def _ancestors(tensors_or_ops):
-    seen = set()
-    stack = [t.op if hasattr(t, "op") and not hasattr(t, "control_inputs") else t
-             for t in tensors_or_ops if t is not None]
-    result = []
-    while stack:
-        op = stack.pop()
-        if op.name in seen:
-            continue
-        seen.add(op.name)
-        result.append(op)
-        stack.extend(i.op for i in op.inputs)
-        stack.extend(op.control_inputs)
-    return result
-
-
-def _extend_train_op(graph, op):
-    """The op the program would fetch: follow NoOp/Identity consumers of the apply op
-    (tf.group(train_op, update_ops), slim's create_train_op) to the outermost one."""
-    consumers = {}
-    for other in graph.get_operations():
-        for ci in other.control_inputs:
-            consumers.setdefault(ci.name, []).append(other)
-        for inp in other.inputs:
-            consumers.setdefault(inp.op.name, []).append(other)
-    best, stack, seen = op, [op], set()
-    while stack:
-        cur = stack.pop()
-        for nxt in consumers.get(cur.name, []):
-            if nxt.type in ("NoOp", "Identity") and nxt.name not in seen:
-                seen.add(nxt.name)
-                stack.append(nxt)
-                if nxt._id > best._id:
-                    best = nxt
-    return best
-
-
-def _is_flag(tensor):
-    # `tf.placeholder(tf.bool)` without a shape is the training flag too (common in real code).
-    return tensor.dtype.base_dtype.name == "bool" and tensor.shape.ndims in (0, None)
-
-
-def _shape(tensor, batch_size, what, spec_shape=None):
-    if spec_shape is not None:
-        return [batch_size if d in (None, -1) else int(d) for d in spec_shape]
-    dims = tensor.shape.as_list() if tensor.shape.ndims is not None else None
-    if dims is None:
-        raise VerifyError("input %s has unknown rank; give its shape in the spec "
-                          "([model.inputs.%s] shape = [...])" % (what, what))
-    shape = []
-    for i, d in enumerate(dims):
-        if d is None:
-            if i != 0:
-                raise VerifyError(
-                    "input %s has unknown dimension %d (shape %s); give its shape in the "
-                    "spec ([model.inputs.%s] shape = [...])" % (what, i, dims, what))
-            d = batch_size
-        shape.append(int(d))
-    return shape
-
-
-class _Feeder(object):
-    """Seeded input arrays: float normal, integer labels in range of the logits,
-    float one-hot labels for softmax cross-entropy."""
-
-    def __init__(self, tf, graph, seed, batch_size, spec_inputs):
-        import numpy as np
-        self.np = np
-        self.tf = tf
-        self.graph = graph
-        self.rng = np.random.RandomState(seed)
-        self.batch_size = batch_size
-        self.spec_inputs = spec_inputs or {}
-        self._kinds = {}
-
-    def _label_kind(self, tensor):
-        if tensor.name in self._kinds:
-            return self._kinds[tensor.name]
-        kind = ("normal", None)
-        frontier, seen = [tensor.op], set()
-        for _ in range(12):
-            nxt = []
-            for op in frontier:
-                for out in op.outputs:
-                    for c in out.consumers():
-                        if c.name in seen:
-                            continue
-                        seen.add(c.name)
-                        if c.type in ("SparseSoftmaxCrossEntropyWithLogits",
-                                      "SoftmaxCrossEntropyWithLogits"):
-                            logits = c.inputs[0]
-                            if tensor.op.name not in {o.name for o in _ancestors([logits])}:
-                                classes = logits.shape.as_list()[-1]
-                                kind = ("int" if c.type.startswith("Sparse") else "onehot",
-                                        classes)
-                                self._kinds[tensor.name] = kind
-                                return kind
-                        if c.type == "OneHot":
-                            try:
-                                depth = int(self.tf.get_static_value(c.inputs[1]))
-                                kind = ("int", depth)
-                                self._kinds[tensor.name] = kind
-                                return kind
-                            except Exception:
-                                pass
-                        nxt.append(c)
-            frontier = nxt
-        if tensor.dtype.is_integer:
-            kind = ("int", None)
-        self._kinds[tensor.name] = kind
-        return kind
-
-    def spec_for(self, tensor, what):
-        return self.spec_inputs.get(what) or self.spec_inputs.get(tensor.op.name) or {}
-
-    def array(self, tensor, what):
-        np = self.np
-        spec = self.spec_for(tensor, what)
-        dtype = np.dtype(spec.get("dtype") or tensor.dtype.base_dtype.as_numpy_dtype)
-        if "value" in spec:
-            value = np.asarray(spec["value"], dtype=dtype)
-            if tensor.shape.ndims == 0 or "shape" not in spec:
-                return value
-            return np.broadcast_to(value, _shape(tensor, self.batch_size, what,
-                                                 spec["shape"])).copy()
-        if tensor.shape.ndims == 0:
-            raise VerifyError(
-                "scalar placeholder %s (a run-time value such as a learning rate) has no value "
-                "verify can invent; give it in the spec ([model.inputs.%s] value = ...)"
-                % (tensor.op.name, what))
-        shape = _shape(tensor, self.batch_size, what, spec.get("shape"))
-        kind, classes = self._label_kind(tensor)
-        kind = spec.get("kind", kind)
-        if "classes" in spec:
-            classes = int(spec["classes"])
-        if kind == "int" or dtype.kind in "iu":
-            if classes is None:
-                classes = int(spec.get("high", 2))
-            return self.rng.randint(int(spec.get("low", 0)), classes, size=shape).astype(dtype)
-        if kind == "onehot":
-            idx = self.rng.randint(0, shape[-1], size=shape[:-1])
-            return np.eye(shape[-1], dtype=dtype)[idx]
-        if dtype.kind == "b":
-            return self.rng.rand(*shape) < 0.5
-        if kind == "uniform":
-            return self.rng.uniform(spec.get("low", 0.0), spec.get("high", 1.0),
-                                    size=shape).astype(dtype)
-        return self.rng.randn(*shape).astype(dtype)
-
-
-def _training_value(arguments):
-    """(flag tensor or None, python bool or None) of a recorded model call."""
-    for name, value in arguments:
-        if isinstance(value, bool):
-            if name in ("training", "is_training", "train", "is_train", "mode_train"):
-                return None, value
-    for name, value in arguments:
-        if _is_tensor(value) and _is_flag(value):
-            return value, None
-    for name, value in arguments:
-        if isinstance(value, bool):
-            return None, value
-    for name, value in arguments:
-        if name == "mode" and isinstance(value, str):
-            return None, value == "train"
-    return None, None
+SYNTHETIC_LEARNING_RATE = 0.01  # plain SGD on the synthetic loss: no optimizer state to match
 
 
 def run_model(tf, model, job, out_json, out_npz):
     import numpy as np
-    t0 = time.time()
+    t0, cpu0 = time.time(), time.process_time()
     steps = int(job["steps"])
     batch = int(job["batch_size"])
     spec_inputs = model.get("inputs", {})
@@ -408,29 +79,94 @@ def run_model(tf, model, job, out_json, out_npz):
                 raise VerifyError("old program has no entry function %r; name it in the "
                                   "spec ([[model]] old_entry = ...)" % entry)
             STATE.block_sessions = True
+            feed_probe.start()
             try:
                 fn(*model.get("old_entry_args", []))
             except _GraphComplete:
                 pass
-            except SystemExit as exc:
-                raise VerifyError("old program called sys.exit(%s) before creating its "
-                                  "Session" % (exc.code,))
             except BaseException as exc:
-                raise VerifyError("old program failed while building its graph: %s"
-                                  % _describe(exc))
+                if feed_probe.PROBE.session is None:  # before its Session: the graph is not built
+                    if isinstance(exc, SystemExit):
+                        raise VerifyError("old program called sys.exit(%s) before creating "
+                                          "its Session" % (exc.code,))
+                    raise VerifyError("old program failed while building its graph: %s"
+                                      % _describe(exc))
+                meta.setdefault("notes", []).append(
+                    "the old program stopped after creating its Session (%s); its graph was "
+                    "complete" % _describe(exc))
             finally:
                 STATE.block_sessions = False
                 STATE.active = False
+                _, fed = feed_probe.finish()
+            spec_inputs = _with_fed_values(spec_inputs, fed, meta)
         meta["timing_build_s"] = time.time() - t0
         meta["dropout_disabled"] = STATE.dropout_sites
     if STATE.graph is not None and STATE.graph is not graph:
         graph = STATE.graph  # the program built its own tf.Graph()
         meta["own_graph"] = True
+    if graph.finalized:  # MonitoredTrainingSession/Supervisor finalize it; verify adds ops
+        graph._unsafe_unfinalize()
     with graph.as_default():
         _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs)
     meta["timing_s"] = time.time() - t0
+    meta["cpu_s"] = time.process_time() - cpu0
     protocol.save_arrays(out_npz, arrays)
     protocol.save_json(out_json, meta)
+
+
+def _model_args(model, init_values):
+    """What the program passed its model functions besides tensors, for NEW classes whose
+    constructor takes the same parameter (a step counter `tf.Variable`, a width): per old
+    function, parameter -> {"variable": initial value, "dtype"} or {"value": Python scalar}."""
+    out = {}
+    for pair in model["pairs"]:
+        calls = STATE.calls.get(pair["old"]) or []
+        if not calls:
+            continue
+        args = {}
+        for name, value in calls[0]["args"]:
+            if hasattr(value, "initializer") and getattr(value, "name", None) in init_values:
+                args[name] = {"variable": init_values[value.name].tolist(),
+                              "dtype": value.dtype.base_dtype.name}
+            elif isinstance(value, (bool, int, float, str)):
+                args[name] = {"value": value}
+        out[pair["old"]] = args
+    return out
+
+
+def _load_all(sess, variables, values):
+    """Variable.load for all of them in one Session.run (what load does per variable: run
+    the initializer with the value fed for the initial value); per variable where that
+    form does not apply."""
+    feed, ops, rest = {}, [], []
+    for v in variables:
+        init = getattr(v, "initializer", None)
+        if init is not None and len(init.inputs) > 1 and init.inputs[1] not in feed:
+            feed[init.inputs[1]] = values[v.name]
+            ops.append(init)
+        else:
+            rest.append(v)
+    if ops:
+        sess.run(ops, feed_dict=feed)
+    for v in rest:
+        v.load(values[v.name], sess)
+
+
+def _with_fed_values(spec_inputs, fed, meta):
+    """Scalar run-time values the program fed at its first step (feed_probe), as spec
+    values; the spec's own values win."""
+    taken = {}
+    for name, value in sorted(fed.items()):
+        if name in spec_inputs or name.rsplit("/", 1)[-1] in spec_inputs:
+            continue
+        taken[name] = value
+    if not taken:
+        return spec_inputs
+    meta.setdefault("notes", []).append(
+        "run-time value(s) taken from what the old program fed at its first step, used at "
+        "every step on both sides: %s (a spec [model.inputs.NAME] value overrides)"
+        % ", ".join("%s = %r" % kv for kv in sorted(taken.items())))
+    return dict(spec_inputs, **{name: {"value": value} for name, value in taken.items()})
 
 
 def _new_of(model, fname):
@@ -440,21 +176,7 @@ def _new_of(model, fname):
     return None
 
 
-def _describe(exc):
-    if isinstance(exc, SystemExit):
-        return "called sys.exit(%s)" % (exc.code,)
-    tb = traceback.extract_tb(exc.__traceback__)
-    where = ""
-    if tb:
-        last = tb[-1]
-        where = " (%s:%d)" % (os.path.basename(last.filename), last.lineno)
-    return "%s: %s%s" % (type(exc).__name__, exc, where)
-
-
 def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
-    if not STATE.train_ops:
-        raise VerifyError("no train op found: the old program called no "
-                          "Optimizer.minimize/apply_gradients before creating its Session")
     global_step = set(v.name for v in graph.get_collection(tf.GraphKeys.GLOBAL_STEP))
     all_vars = graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
     model_vars = [v for v in all_vars
@@ -514,9 +236,17 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                 "_t": (inputs, outs, flag)}
         fwd.append(entry)
 
-    # -- train ops
+    # -- train ops (a program without one trains on verify's synthetic loss)
+    if not STATE.train_ops:
+        _add_synthetic_train_ops(tf, graph, fwd, meta)
     train_ops = []
     for i, rec in enumerate(STATE.train_ops):
+        if rec.get("synthetic"):
+            inputs = rec["synthetic"].pop("_inputs")
+            train_ops.append({"index": i, "rec": rec, "fetch": rec["op"], "data": inputs,
+                              "flags": [rec["flag"]] if rec.get("flag") is not None else [],
+                              "grads": tf.gradients(rec["loss"], rec["vars"])})
+            continue
         if rec["loss"] is None:
             raise VerifyError("train op %d has no loss (apply_gradients without "
                               "compute_gradients); name it in the spec" % i)
@@ -560,13 +290,13 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
     sess = tf.Session(graph=graph)
     with sess:
         sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
-        init_values = {v.name: sess.run(v) for v in all_vars}
+        init_values = dict(zip([v.name for v in all_vars], sess.run(all_vars)))
+        meta["model_args"] = _model_args(model, init_values)
         for v in model_vars:
             arrays["init/" + _clean(v.name)] = init_values[v.name]
 
         def restore_all():
-            for v in all_vars:
-                v.load(init_values[v.name], sess)
+            _load_all(sess, all_vars, init_values)
 
         # forward outputs at the initial weights, both modes
         for entry in fwd:
@@ -667,7 +397,8 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                           "var": STATE.placeholder_vars.get(p.op.name),
                           "shape": p.shape.as_list() if p.shape.ndims is not None else None}
                          for p in t["data"]],
-                "null_grad": null, "frozen": null if adam else []})
+                "null_grad": null, "frozen": null if adam else [],
+                "synthetic": rec.get("synthetic")})
         # fused BN element counts (needs a feed reaching the op)
         meta["fused_bn"] = {}
         for name, (op, size_t) in sorted(size_tensors.items()):
@@ -747,6 +478,76 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
         meta["forward"] = fwd
 
 
+def _add_synthetic_train_ops(tf, graph, fwd, meta):
+    """The program has no loss to pair (no optimizer at all, e.g. inference code): train
+    each paired model on the synthetic loss sum_k mean(square(output_k)) with plain
+    gradient descent, the model's inputs fed directly, BN updates (UPDATE_OPS of that
+    call) run with each step. The new side builds the identical step (same loss, Keras
+    SGD = TF1 GradientDescent: var -= lr * grad), so gradients, BN updates and weights
+    are still compared. Uses the training-mode call, else the only one there is."""
+    for entry in fwd:
+        mode = "train" if "train" in entry["modes"] else "infer"
+        m = entry["modes"][mode]
+        inputs, outs, flag = m["_t"]
+        outs = [o for o in outs if o.dtype.base_dtype.is_floating]
+        if not outs:
+            raise VerifyError("old %s() has no loss the analysis can pair and no float output "
+                              "for verify's synthetic loss" % entry["old"])
+        with graph.as_default():
+            before = set(op.name for op in graph.get_operations())
+            loss = tf.add_n([tf.reduce_mean(tf.square(tf.cast(o, tf.float32))) for o in outs],
+                            name="tfm_verify_synthetic_loss")
+            # the UPDATE_OPS this call's feeds can run (not another call's or tower's)
+            fed = {t.op.name for _, t in inputs} | ({flag.op.name} if flag is not None else set())
+            updates = [u for u in graph.get_collection(tf.GraphKeys.UPDATE_OPS)
+                       if _runs_with(u, fed)]
+            # the canonical TF1 pattern: gradients and apply under control_dependencies on
+            # the updates (grouping them instead lets both race on the moving statistics)
+            with tf.control_dependencies(updates):
+                # minimize's own path: compute_gradients gates each op's gradients
+                # (GATE_OP), else an apply can overwrite a weight that backprop still reads
+                opt = tf.train.GradientDescentOptimizer(SYNTHETIC_LEARNING_RATE)
+                pairs = [(g, v) for g, v in opt.compute_gradients(loss) if g is not None]
+                if not pairs:
+                    raise VerifyError("old %s() has no trainable variable the synthetic loss "
+                                      "reaches" % entry["old"])
+                op = opt.apply_gradients(pairs)
+        STATE.train_ops.append({
+            "op": op, "loss": loss, "vars": [v for _, v in pairs],
+            "optimizer": "GradientDescentOptimizer", "flag": flag,
+            "synthetic": {"model": entry["old"], "new": entry["new"], "mode": mode,
+                          "training": True if flag is not None else m["python_training"],
+                          "inputs": [_clean(t.name) for _, t in inputs],
+                          "loss": "sum of mean(square(output)) over the model's outputs",
+                          "optimizer": "SGD", "learning_rate": SYNTHETIC_LEARNING_RATE,
+                          "_inputs": [t for _, t in inputs]}})
+        meta.setdefault("notes", []).append(
+            "no loss the analysis can pair in the old program: both sides trained %s() / %s "
+            "on the synthetic loss mean(square(outputs)) with plain SGD (learning rate %g, "
+            "TF1 GradientDescentOptimizer = Keras SGD), %s mode, UPDATE_OPS run"
+            % (entry["old"], entry["new"], SYNTHETIC_LEARNING_RATE,
+               "training" if mode == "train" else "inference"))
+
+
+def _runs_with(update, fed):
+    """An UPDATE_OPS entry (op or tensor) needs no placeholder beyond the ones `fed`
+    (op names of the tensors fed), walking its inputs but not past a fed tensor."""
+    op = update if hasattr(update, "control_inputs") else update.op
+    stack, seen = [op], set()
+    while stack:
+        cur = stack.pop()
+        if cur.name in seen:
+            continue
+        seen.add(cur.name)
+        if cur.name in fed:
+            continue
+        if cur.type in ("Placeholder", "PlaceholderV2"):
+            return False
+        stack.extend(i.op for i in cur.inputs)
+        stack.extend(cur.control_inputs)
+    return True
+
+
 def main(argv=None):
     argv = sys.argv if argv is None else argv
     job = protocol.load_json(argv[1])
@@ -754,7 +555,10 @@ def main(argv=None):
     progress = open(job["progress"], "a", buffering=1)
     from migrate.verify import tf1_runtime
     tf = tf1_runtime.install()
+    from tensorflow.python.client import session as session_mod
+    real_session_init = session_mod.BaseSession.__init__
     _install_hooks(tf)
+    feed_probe.install(real_session_init)
     progress.write("ready %f\n" % time.time())
     protocol.run_models(job, "old", lambda model, out_json, out_npz: run_model(
         tf, model, job, out_json, out_npz), _describe, progress)

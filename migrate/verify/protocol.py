@@ -69,15 +69,21 @@ def redirect_stdout_to_stderr():
     sys.stdout = sys.stderr
 
 
-def run_models(job, side, run_one, describe, progress):
+def run_models(job, side, run_one, describe, progress, prepare=None):
     """The worker loop both sides share: run each model, turn user-code failures into a
-    per-model error record, report progress, and leave without running user atexit code."""
+    per-model error record, report progress, and leave without running user atexit code.
+    `prepare(model)` runs before a model's timeout clock starts; False skips the model
+    (nothing written: the parent reports the reason it already has)."""
     import sys
     import time
     import traceback
 
     for model in job["models"]:
         out_json, out_npz = side_paths(job["workdir"], model["id"], side)
+        if prepare is not None and not prepare(model):
+            progress.write("start %s %f\n" % (model["id"], time.time()))
+            progress.write("done %s %f\n" % (model["id"], time.time()))
+            continue
         progress.write("start %s %f\n" % (model["id"], time.time()))
         try:
             run_one(model, out_json, out_npz)

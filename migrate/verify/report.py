@@ -248,7 +248,10 @@ def compare_model(model_id, old_meta, old, new_meta, new, options):
         result["notes"].append(
             "null-gradient parameters (step-0 gradient is rounding noise, D5) left out of the "
             "gradient and weight comparison: %s" % ", ".join(null))
-    result["notes"].extend(old_meta.get("notes", []))
+    result["notes"].extend(old_meta.get("notes", []) + new_meta.get("notes", []))
+    synthetic = [t["synthetic"] for t in old_meta.get("train_ops", []) if t.get("synthetic")]
+    if synthetic:
+        result["synthetic_loss"] = synthetic
     if old_meta.get("dropout_disabled") or new_meta.get("dropout_disabled"):
         result["notes"].append(
             "dropout disabled (rate 0) on both sides for every comparison: randomness cannot "
@@ -329,7 +332,23 @@ def compare_model(model_id, old_meta, old, new_meta, new, options):
     else:
         result["status"] = "pass"
     result["timing"] = {"old_s": old_meta.get("timing_s"), "new_s": new_meta.get("timing_s")}
+    result["loss_curves"] = _loss_curves(old_meta, old, new, cmp_)
     return result
+
+
+def _loss_curves(old_meta, old, new, cmp_):
+    """Per train op the old and new loss of each step (for --plot and the JSON report)."""
+    names = dict(enumerate(cmp_.options.get("step_names") or []))
+    curves = []
+    for t in old_meta.get("train_ops", []):
+        key = "loss/%d" % t["index"]
+        ref, got = old.get(key), new.get(cmp_.primary + "/" + key)
+        if ref is None or got is None:
+            continue
+        curves.append({"train_op": names.get(t["index"], "train_op%d" % t["index"]),
+                       "old": [float(x) for x in np.ravel(ref)],
+                       "new": [float(x) for x in np.ravel(got)]})
+    return curves
 
 
 def _fmt(x, spec="%.2e"):

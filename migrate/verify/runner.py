@@ -45,7 +45,17 @@ def _tail(path, lines=8):
     return "\n".join(keep[-lines:])
 
 
+LIVE = set()  # worker processes still running (both sides run at once)
+
+
+def kill_all():
+    """Stop every worker this process started (Ctrl-C or an error in the parent)."""
+    for proc in list(LIVE):
+        _kill(proc)
+
+
 def _kill(proc):
+    LIVE.discard(proc)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (OSError, ProcessLookupError):
@@ -67,10 +77,12 @@ def _paths(workdir, side, attempt):
 
 def _spawn(side, args, workdir, log, device):
     with open(log, "wb") as logf:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", WORKERS[side]] + args,
             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
             env=side_env(side, device), cwd=workdir, start_new_session=True)
+    LIVE.add(proc)
+    return proc
 
 
 def prestart_new(workdir, device="cpu"):
@@ -149,6 +161,7 @@ def run_side(side, models, job, workdir, timeout, device="cpu", startup_timeout=
         except BaseException:
             _kill(proc)  # Ctrl-C or an error here: never leave a worker behind
             raise
+        LIVE.discard(proc)
         ready, current = state["ready"], state["current"]
         remaining_ids = [m["id"] for m in remaining if m["id"] not in done]
         if killed_for == "__startup__" or (not ready and not done):

@@ -2,7 +2,11 @@
 
 TF1 names look like `conv1/kernel`, `generator/fc1/kernel`, `fc0/weights`,
 `bn0/moving_mean`, `block0/a/conv/kernel`; Keras 3 paths like `model/conv1/kernel`,
-`generator/fc1/kernel`, `model/block0_a/conv/kernel`. Matching, in order:
+`generator/fc1/kernel`, `model/block0_a/conv/kernel`. TF1 names are first normalised with
+the model rewrite's own correspondence (`migrate.model_rewrite.weights.normalise_tf1_name`:
+slim `weights`/`biases`, `<layer>/BatchNorm/*` -> `<layer>_bn/*`), so verify and
+convert-checkpoint share one TF1-name -> Keras-path mapping; results are keyed by the
+original TF1 names. Matching, in order:
 
 1. explicit entries from the spec (`[weights]` table, TF1 name -> Keras path);
 2. by name: scope tokens joined with `_`, lower-cased, plus the canonical variable
@@ -15,6 +19,8 @@ TF1 names look like `conv1/kernel`, `generator/fc1/kernel`, `fc0/weights`,
 Anything left over, on either side, and any shape disagreement is reported: verify
 fails loudly instead of guessing.
 """
+
+from migrate.model_rewrite.weights import normalise_tf1_name
 
 KIND_ALIASES = {"weights": "kernel", "biases": "bias", "w": "kernel", "b": "bias"}
 
@@ -44,11 +50,31 @@ def keras_keys(path):
 
 
 def map_weights(tf1_vars, keras_vars, explicit=None):
-    """tf1_vars: [(name, shape)]; keras_vars: [(path, shape)] in creation order.
+    """tf1_vars: [(name, shape)]; keras_vars: [(path, shape)] in creation order;
+    explicit: {TF1 name (as written or normalised): Keras path}.
 
     Returns dict(mapping={tf1 name: keras index}, how={tf1 name: 'spec'|'name'|'order'},
-    unmapped_tf1=[...], unmapped_keras=[...], shape_mismatch=[(tf1, keras, s1, s2)])."""
-    explicit = explicit or {}
+    unmapped_tf1=[...], unmapped_keras=[...], shape_mismatch=[(tf1, keras, s1, s2)]),
+    every TF1 name as given."""
+    normed = {n: normalise_tf1_name(n) for n, _ in tf1_vars}
+    taken = {}
+    for n, m in normed.items():
+        taken[m] = taken.get(m, 0) + 1
+    # two TF1 names that normalise alike (`a/weights` and `a/kernel`) keep their own names
+    key = {n: (m if taken[m] == 1 else n) for n, m in normed.items()}
+    back = {k: n for n, k in key.items()}
+    explicit = {key.get(k, normalise_tf1_name(k)): v for k, v in (explicit or {}).items()}
+    res = _map_normalised([(key[n], s) for n, s in tf1_vars], keras_vars, explicit)
+    return {
+        "mapping": {back[n]: i for n, i in res["mapping"].items()},
+        "how": {back[n]: h for n, h in res["how"].items()},
+        "unmapped_tf1": [back[n] for n in res["unmapped_tf1"]],
+        "unmapped_keras": res["unmapped_keras"],
+        "shape_mismatch": [(back[a], b, c, d) for a, b, c, d in res["shape_mismatch"]],
+    }
+
+
+def _map_normalised(tf1_vars, keras_vars, explicit):
     mapping, how, mismatch = {}, {}, []
     used = set()
     by_path = {p: i for i, (p, _) in enumerate(keras_vars)}

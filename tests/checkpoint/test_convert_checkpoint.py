@@ -8,6 +8,7 @@ converts it (with --verify), one TF1 and one TF2 process run every resume.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -21,6 +22,8 @@ from migrate.verify import compare, runner
 from . import ckpt_helpers as H
 
 MOMENTUM = H.FIXTURES / "momentum_ema"
+# fixture programs (no ../shared needed): old.py trained in TF1, new.py its `tf-migrate apply`
+FIXTURE_PROGRAMS = ("momentum_ema", "adadelta", "adam_decay", "momentum_piecewise")
 ACCEPTANCE_PROGRAMS = ("slim_arg_scope", "cnn_update_ops", "gan_two_optimizers",
                        "python_bool_training", "helper_blocks")
 NO_SHARED = "../shared acceptance programs not found at %s (a user's clone has no ../shared)" % (
@@ -30,7 +33,8 @@ NO_SHARED = "../shared acceptance programs not found at %s (a user's clone has n
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
-    programs = {"momentum_ema": (MOMENTUM / "old.py", MOMENTUM / "new.py")}
+    programs = {name: (H.FIXTURES / name / "old.py", H.FIXTURES / name / "new.py")
+                for name in FIXTURE_PROGRAMS}
     if H.SHARED_TF1.is_dir():
         migrated = root / "migrated"
         proc = subprocess.run([sys.executable, "-m", "migrate", "apply", str(H.SHARED_TF1),
@@ -47,9 +51,11 @@ def work(tmp_path_factory):
     for mid, (old, new) in programs.items():
         out = root / ("out_" + mid)
         extra = ["--use-ema"] if mid == "momentum_ema" else []
+        report = root / ("report_%s.json" % mid)
         proc = H.convert_cli(ckpts[mid], old, new, "--out", out, "--optimizer", "--verify",
-                             "--format", "keras", *extra)
+                             "--format", "keras", "--report", report, *extra)
         converted[mid] = (proc, out)
+        converted[mid + ".report"] = report
     return {"root": root, "programs": programs, "models": {m["id"]: m for m in models},
             "ckpts": ckpts, "converted": converted}
 
@@ -78,6 +84,34 @@ def test_momentum_velocity_formula():
     assert np.allclose(w - lr * (mu * a + g), w + (mu * m - lr * g))
 
 
+def test_adadelta_state_carries_over_unchanged():
+    # TF1 ApplyAdadelta: a <- rho*a + (1-rho)*g^2; d = sqrt(u+eps)/sqrt(a+eps)*g;
+    # w <- w - lr*d; u <- rho*u + (1-rho)*d^2. Keras Adadelta writes delta = -d and adds
+    # lr*delta; its accumulators are a and u. Same state, same next steps.
+    rng = np.random.RandomState(0)
+    rho, eps, lr = 0.9, 1e-6, 1.0
+    a, u, w = rng.rand(4), rng.rand(4) * 1e-3, rng.randn(4)
+    tf1 = (a.copy(), u.copy(), w.copy())
+    keras = (a.copy(), u.copy(), w.copy())
+    for _ in range(3):
+        g = rng.randn(4)
+        a1, u1, w1 = tf1
+        a1 = rho * a1 + (1 - rho) * g * g
+        d = np.sqrt(u1 + eps) / np.sqrt(a1 + eps) * g
+        tf1 = (a1, rho * u1 + (1 - rho) * d * d, w1 - lr * d)
+        a2, u2, w2 = keras
+        a2 = rho * a2 + (1 - rho) * np.square(g)
+        delta = -(np.sqrt(u2 + eps) * g) / np.sqrt(a2 + eps)
+        keras = (a2, rho * u2 + (1 - rho) * np.square(delta), w2 + lr * delta)
+    for x, y in zip(tf1, keras):
+        np.testing.assert_allclose(x, y, rtol=1e-12)
+
+
+def test_unsupported_optimizer_is_named():
+    with pytest.raises(slots.SlotError, match="optimizer FtrlOptimizer is not supported"):
+        slots.convert(np, {"class": "FtrlOptimizer"}, None, [], {}, None, {}, {})
+
+
 def test_command_object():
     assert convert_checkpoint.name == "convert-checkpoint"
 
@@ -86,8 +120,12 @@ def test_command_object():
 
 def test_dry_run_accounts_for_every_variable(work):
     proc = H.convert_cli(work["ckpts"]["momentum_ema"], MOMENTUM / "old.py",
-                         MOMENTUM / "new.py", "--dry-run")
-    out = _ok(proc)
+                         MOMENTUM / "new.py", "--dry-run", "--report", "-")
+    _ok(proc)
+    # `--report -`: the JSON report alone on stdout, the table on stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "dry-run" and report["written"]["checkpoint"] is None
+    out = proc.stderr
     table = [line.split()[0] for line in out.splitlines()[1:] if line and line[0] != " "]
     reader_names = _checkpoint_names(work["ckpts"]["momentum_ema"])
     for name in reader_names:
@@ -96,6 +134,71 @@ def test_dry_run_accounts_for_every_variable(work):
     assert "global_step" in out and "ExponentialMovingAverage shadow" in out
     assert "net/bn1/moving_mean" in out and "net/bn1/moving_variance" in out
     assert "dry run: nothing written" in out
+    fates = {v["name"]: v["fate"] for v in report["variables"]}
+    assert sorted(fates) == sorted(reader_names)
+    assert fates["net/fc1/kernel/Momentum"] == "skipped" and fates["net/fc1/kernel"] == "mapped"
+
+
+def _report(work, mid):
+    with open(work["converted"][mid + ".report"]) as f:
+        return json.load(f)
+
+
+def test_json_report_lists_every_variable_with_its_fate_key_and_verify_numbers(work):
+    proc, out = work["converted"]["momentum_ema"]
+    _ok(proc)
+    report = _report(work, "momentum_ema")
+    assert report["status"] == "converted" and report["exit_code"] == 0
+    names = _checkpoint_names(work["ckpts"]["momentum_ema"])
+    by_name = {v["name"]: v for v in report["variables"]}
+    assert sorted(by_name) == sorted(names) and report["checkpoint_variables"] == len(names)
+    kernel = by_name["net/fc1/kernel"]
+    assert kernel["fate"] == "mapped" and kernel["target"] == "net/fc1/kernel"
+    assert kernel["shape"] == [6, 12] and "EMA shadow" in kernel["how"]
+    assert by_name["net/fc1/kernel/Momentum"]["target"].startswith("optimizer:")
+    assert by_name["net/fc1/kernel/ExponentialMovingAverage"]["fate"] == "source"
+    # every mapped variable names its key in the checkpoint that was written
+    written = set(_checkpoint_names(report["written"]["checkpoint"]))
+    mapped = [v for v in report["variables"] if v["fate"] == "mapped"]
+    assert mapped and all(v["checkpoint_key"] in written for v in mapped), mapped
+    assert report["optimizers"][0]["iterations"] == 3
+    verify = report["verify"]
+    assert verify["passed"] and verify["tolerance"]["rtol"] > 0
+    assert {o["key"] for o in verify["outputs"]} == {"tf/out/model/0", "keras/out/model/0"}
+    assert all(o["verdict"] == "PASS" and 0 <= o["max_abs"] < 1e-5 for o in verify["outputs"])
+
+
+def test_step_decayed_learning_rate_continues_at_the_same_step(work):
+    """tf.train.exponential_decay / piecewise_constant fed by the global step: TF1's rate
+    evaluated in the restored graph equals NEW's LearningRateSchedule at the converted
+    iterations (= TF1's global step), so the conversion is exact (the resume test shows the
+    next losses agree)."""
+    for mid, rate, source in (("adam_decay", 0.05 * 0.5 ** 3, "beta1_power"),
+                              ("momentum_piecewise", 0.02, "global step")):
+        proc, _ = work["converted"][mid]
+        text = _ok(proc)
+        opt = _report(work, mid)["optimizers"][0]
+        assert opt["iterations"] == 3 and source in opt["iterations_source"], opt
+        lr = opt["learning_rate"]
+        assert lr["schedule"] and lr["verdict"] == "exact", lr
+        assert lr["tf1"] == pytest.approx(rate, rel=1e-6) and lr["step"] == 3
+        assert "the schedule continues at the same step (exact)" in text
+    # NEW's TF1Momentum (the rewrite's optimizer for a changing rate) keeps TF1's accumulator.
+    accumulators = [v for v in _report(work, "momentum_piecewise")["variables"]
+                    if v["name"].endswith("/Momentum")]
+    assert accumulators and all(v["how"] == "copied (same update rule)" for v in accumulators)
+    assert all("accumulator" in v["target"] for v in accumulators), accumulators
+
+
+def test_a_different_schedule_is_reported_not_exact(work):
+    old = H.FIXTURES / "adam_decay" / "old.py"
+    proc = H.convert_cli(work["ckpts"]["adam_decay"], old,
+                         H.FIXTURES / "adam_decay" / "new_other_schedule.py", "--optimizer",
+                         "--dry-run", "--report", "-")
+    report = json.loads(_ok(proc))
+    lr = report["optimizers"][0]["learning_rate"]
+    assert lr["verdict"] == "differs" and lr["keras"] == pytest.approx(0.05 * 0.6 ** 3)
+    assert "resumed training will differ" in proc.stderr
 
 
 def _checkpoint_names(prefix):
@@ -167,12 +270,20 @@ def test_unaccounted_variables_are_errors(work, tmp_path):
     subprocess.run([sys.executable, "-c", code, str(src), str(bad)], check=True,
                    env=runner.side_env("new", "cpu"), capture_output=True, timeout=120)
     out_dir = tmp_path / "o"
-    proc = H.convert_cli(bad, MOMENTUM / "old.py", MOMENTUM / "new.py", "--out", out_dir)
+    report = tmp_path / "report.json"
+    proc = H.convert_cli(bad, MOMENTUM / "old.py", MOMENTUM / "new.py", "--out", out_dir,
+                         "--report", report)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "net/extra_head/kernel" in proc.stdout and "does not exist in OLD's graph" in proc.stdout
     assert "net/logits/bias" in proc.stdout and "not in the checkpoint" in proc.stdout
     assert "net/fc1/bias: checkpoint shape [5]" in proc.stdout
     assert "FAIL: nothing written" in proc.stdout and not out_dir.exists()
+    data = json.loads(report.read_text())
+    assert data["status"] == "error" and data["exit_code"] == 2
+    fates = {v["name"]: (v["fate"], v.get("reason")) for v in data["variables"]}
+    assert fates["net/extra_head/kernel"] == ("error", "not in OLD's graph")
+    assert fates["net/fc1/bias"] == ("error", "shape differs from graph")
+    assert any("net/logits/bias" in e for e in data["errors"])
 
 
 # -- optimizer state: resume in TF1 vs resume in TF2
@@ -181,8 +292,9 @@ def test_resume_gives_the_same_next_step_losses(work):
     """Restore the TF1 checkpoint in the TF1 graph and the converted one in NEW, run the
     same 3 seeded train steps: losses agree (step 0 tests the weights, steps 1-2 the
     optimizer state), and a fresh TF2 optimizer (cold) would not."""
-    resumable = [m for m in ("momentum_ema", "gan_two_optimizers", "slim_arg_scope",
-                             "cnn_update_ops", "python_bool_training") if m in work["programs"]]
+    resumable = [m for m in FIXTURE_PROGRAMS + ("gan_two_optimizers", "slim_arg_scope",
+                                                "cnn_update_ops", "python_bool_training")
+                 if m in work["programs"]]
     tf1dir = work["root"] / "resume"
     tf1dir.mkdir()
     models = []
@@ -200,7 +312,8 @@ def test_resume_gives_the_same_next_step_losses(work):
                      "pairs": work["models"][mid]["pairs"],
                      "tf1_json": str(tf1dir / ("%s.tf1.json" % mid)),
                      "tf1_npz": str(tf1dir / ("%s.tf1.npz" % mid)),
-                     "checkpoint": str(out / "ckpt-1"), "steps": 3})
+                     "checkpoint": str(out / "ckpt-1"), "steps": 3,
+                     "reset_iterations": mid == "adam_decay"})
     tf2 = H.tf2_resume(work["root"], runs)
     rtol, arel = compare.DEFAULT_TOLERANCES["loss"]
     for mid in resumable:
@@ -212,5 +325,15 @@ def test_resume_gives_the_same_next_step_losses(work):
         # the first loss sees only the restored weights; later ones the optimizer state
         assert compare.close(cold[:1], old[:1], rtol, arel), (mid, old, cold)
         assert not compare.close(cold, old, rtol, arel), (mid, old, cold)
-    if len(resumable) == 1:
-        pytest.skip("only the fixture program ran; " + NO_SHARED)
+        # the converted step count (TF1's 3 steps; 0 where TF1 kept no counter) + 3 resumed
+        carried = [o["iterations"] or 0 for o in _report(work, mid)["optimizers"]]
+        assert tf2[mid]["iterations"] == [it + 3 for it in carried], (mid, tf2[mid], carried)
+        if mid in FIXTURE_PROGRAMS:
+            assert carried == [3], (mid, carried)
+    # a decayed rate: the same state with the step count dropped would not continue TF1's run
+    reset = np.array(tf2["adam_decay"]["reset_iterations"])
+    print("adam_decay with iterations reset to 0: max |diff| = %.3g"
+          % np.max(np.abs(reset - np.array(tf1["adam_decay"]["resume_losses"]))))
+    assert not compare.close(reset, np.array(tf1["adam_decay"]["resume_losses"]), rtol, arel)
+    if len(resumable) == len(FIXTURE_PROGRAMS):
+        pytest.skip("only the fixture programs ran; " + NO_SHARED)

@@ -51,3 +51,23 @@ def test_classify_every_non_model_variable():
                      "beta1_power": "counter", "global_step": "global_step",
                      "fc/kernel/ExponentialMovingAverage": "ema", "counter": "other",
                      "stray/thing": "unknown"}
+
+
+def test_verify_maps_slim_batchnorm_by_name_not_order():
+    """verify's matcher normalises TF1 names with the model rewrite's correspondence, so a
+    slim `conv1/BatchNorm/*` meets `conv1_bn/*` by name even where creation order and
+    shapes could not tell two batch norms apart."""
+    from migrate.verify import weightmap
+    tf1 = [("conv2/BatchNorm/beta", [8]), ("conv1/BatchNorm/beta", [8]),
+           ("conv1/weights", [3, 3, 1, 8]), ("conv1/kernel_extra/weights", [2])]
+    keras = [("model/conv1_bn/beta", [8]), ("model/conv2_bn/beta", [8]),
+             ("model/conv1/kernel", [3, 3, 1, 8]), ("model/conv1_kernel_extra/kernel", [2])]
+    res = weightmap.map_weights(tf1, keras, {"conv1/kernel_extra/weights":
+                                             "conv1_kernel_extra/kernel"})
+    assert {n: keras[i][0] for n, i in res["mapping"].items()} == {
+        "conv2/BatchNorm/beta": "model/conv2_bn/beta",
+        "conv1/BatchNorm/beta": "model/conv1_bn/beta",
+        "conv1/weights": "model/conv1/kernel",
+        "conv1/kernel_extra/weights": "model/conv1_kernel_extra/kernel"}
+    assert res["how"]["conv2/BatchNorm/beta"] == "name"
+    assert res["how"]["conv1/kernel_extra/weights"] == "spec"

@@ -5,7 +5,10 @@
 inference inputs, creates the optimizers with NEW's make_*optimizer(), restores
 tf.train.Checkpoint(model(s), optimizer(s)) from the converted checkpoint, and runs NEW's
 train steps on the data the TF1 resume used (parameters filled by name). Writes the losses,
-once warm (restored optimizer state) and once cold (fresh optimizers, same weights).
+once warm (restored optimizer state) and once cold (fresh optimizers, same weights); with
+"reset_iterations" also warm but with `optimizer.iterations` set back to 0 (what a conversion
+that dropped the step count would give), and each warm optimizer's iterations after the
+steps ("iterations").
 """
 import inspect
 import json
@@ -21,7 +24,7 @@ from migrate.verify import protocol  # noqa: E402
 from migrate.verify.new_worker import _import_new  # noqa: E402
 
 
-def one(run, warm):
+def one(run, warm, reset_iterations=False, iterations_out=None):
     meta = protocol.load_json(run["tf1_json"])
     arrays = protocol.load_arrays(run["tf1_npz"])
     module = _import_new(run["new"], "%s_%s" % (run["id"], "warm" if warm else "cold"))
@@ -38,6 +41,11 @@ def one(run, warm):
         for maker, opt in opts.items():
             ckpt_objs[maker[len("make_"):]] = opt
     tf.train.Checkpoint(**ckpt_objs).read(run["checkpoint"]).expect_partial()
+    if reset_iterations:
+        for opt in opts.values():
+            # build first: Keras 3 restores optimizer variables when it builds them
+            opt.build([v for m in models.values() for v in m.trainable_variables])
+            opt.iterations.assign(0)
     steps = sorted([(n, f) for n, f in vars(module).items()
                     if tf2_worker.STEP_RE.match(n) and callable(f)],
                    key=lambda nf: tf2_worker._lineno(nf[1]))
@@ -62,6 +70,8 @@ def one(run, warm):
                     raise SystemExit("cannot fill parameter %r of %s (data: %s)"
                                      % (p, sname, sorted(data)))
             losses.append(float(fn(*args)))
+    if iterations_out is not None:  # after the steps: the restore is deferred until build
+        iterations_out.extend(int(opt.iterations.numpy()) for opt in opts.values())
     return losses
 
 
@@ -69,7 +79,11 @@ def main():
     job = json.load(open(sys.argv[1]))
     out = {}
     for run in job["runs"]:
-        out[run["id"]] = {"warm": one(run, True), "cold": one(run, False)}
+        iterations = []
+        out[run["id"]] = {"warm": one(run, True, iterations_out=iterations),
+                          "cold": one(run, False), "iterations": iterations}
+        if run.get("reset_iterations"):
+            out[run["id"]]["reset_iterations"] = one(run, True, reset_iterations=True)
     json.dump(out, open(job["out"], "w"))
 
 

@@ -33,14 +33,9 @@ def run(tmp_path_factory, shared_dir):
     cases = {n: (os.path.join(shared_dir, "acceptance", "tf1", n + ".py"),
                  fixture("acceptance", n + ".py")) for n in EXPECTED}
     old, new = make_tree(str(base), cases)
-    # seed_antipattern feeds its learning rate at run time: the spec supplies it
-    spec = os.path.join(str(base), "spec.toml")
-    with open(spec, "w") as f:
-        f.write('[[model]]\nname = "seed_antipattern"\nnew = "%s"\n'
-                '[model.inputs.learning_rate]\nvalue = 0.2\n'
-                % os.path.join(new, "seed_antipattern.py").replace("\\", "/"))
+    # no spec: seed_antipattern's run-time learning rate is taken from what it feeds
     report = os.path.join(str(base), "report.json")
-    return run_cli([old, new, "--spec", spec, "--report", report], report_path=report)
+    return run_cli([old, new, "--report", report], report_path=report)
 
 
 def test_all_hand_migrations_verify_with_exit_0(run):
@@ -78,3 +73,9 @@ def test_estimator_train_spec_is_verified_in_training_mode_only(run):
     names = {t["tensor"] for t in m["tensors"]}
     assert "forward.train/Model:0" in names and "loss/train_step" in names
     assert not any(n.startswith(("forward.infer", "after.infer")) for n in names)
+
+
+def test_seed_antipattern_learning_rate_comes_from_what_the_program_fed(run):
+    m = run.models["seed_antipattern"]
+    fed = [n for n in m["notes"] if n.startswith("run-time value(s) taken from what the old")]
+    assert fed and "learning_rate = 0.2" in fed[0], m["notes"]

@@ -59,11 +59,27 @@ def test_spec_supplies_the_shape(tmp_path):
     assert "[verify] unknown_size: PASS" in run.stdout and "steps=5" in run.stdout
 
 
-def test_scalar_runtime_value_needs_the_spec():
+def test_scalar_runtime_value_is_taken_from_what_the_program_fed(tmp_path):
     old, new = fixture("runtime_lr", "old.py"), fixture("runtime_lr", "new.py")
+    report = str(tmp_path / "r.json")
+    run = run_cli([old, new, "--report", report], report_path=report)
+    assert run.code == 0, run
+    (m,) = run.report["models"]
+    assert any("learning_rate = 0.01" in n for n in m["notes"]), m["notes"]
+    # a spec value wins over the fed one (and is then used on both sides)
+    report = str(tmp_path / "r2.json")
+    run = run_cli([old, new, "--spec", fixture("runtime_lr", "spec.toml"), "--report", report],
+                  report_path=report)
+    assert run.code == 0, run
+    assert "[verify] runtime_lr: PASS" in run.stdout
+    (m,) = run.report["models"]
+    assert not any("taken from what the old program fed" in n for n in m["notes"])
+
+
+def test_scalar_runtime_value_never_fed_needs_the_spec():
+    old, new = fixture("runtime_lr", "old_never_fed.py"), fixture("runtime_lr", "new.py")
     run = run_cli([old, new])
     assert run.code == 3, run
     assert "learning_rate" in run.stdout and "value = ..." in run.stdout
     run = run_cli([old, new, "--spec", fixture("runtime_lr", "spec.toml")])
     assert run.code == 0, run
-    assert "[verify] runtime_lr: PASS" in run.stdout

@@ -1,0 +1,79 @@
+"""Schedules, regularizers and summaries in the training-loop rewrite: what is rewritten, what is
+left alone and why (real libcst on the golden fixtures; the numbers are in
+tests/test_training_numerics.py)."""
+
+import re
+
+import pytest
+
+from migrate.pipeline import Options, migrate_source
+from migrate.rules import ALL_RULES
+from tests.conftest import FIXTURES
+
+REWRITE = FIXTURES / "rewrite"
+
+
+def _migrate(source: str):
+    result = migrate_source(source.encode(), "x.py", ALL_RULES, Options(rewrite=True))
+    assert result.error is None, result.error
+    return result
+
+
+def _reasons(name: str):
+    text = (REWRITE / f"{name}.after.py").read_text()
+    return re.findall(r"# tf-migrate: TFM401 left unchanged: (.*)", text)
+
+
+def test_schedules_on_another_step_are_left_alone_with_their_reason():
+    reasons = _reasons("lr_schedules_left_alone")
+    assert len(reasons) == 3
+    assert any("not the global step its optimizer increments" in r for r in reasons)  # epoch placeholder
+    assert any("which its optimizer does not increment" in r for r in reasons)  # no global_step=
+    assert any("natural_exp_decay has no exact Keras 3 counterpart" in r for r in reasons)
+
+
+def test_every_schedule_becomes_a_keras_schedule_of_the_optimizer():
+    text = (REWRITE / "lr_schedules.after.py").read_text()
+    for keras in ("ExponentialDecay", "PiecewiseConstantDecay", "PolynomialDecay", "InverseTimeDecay",
+                  "CosineDecay(", "CosineDecayRestarts"):
+        assert f"tf.keras.optimizers.schedules.{keras}" in text
+    assert not re.search(r"tf\.train\.\w+_decay|piecewise_constant\(|global_step", text)
+    assert "optimizer.learning_rate.numpy()" in text  # sess.run(learning_rate)
+    assert text.count("class TF1Momentum(") == 1  # two Momentum programs, one class
+
+
+@pytest.mark.parametrize("scale, expected", [("1e-4", "tf.keras.regularizers.l2(l2=5e-05)"),
+                                             ("WEIGHT_DECAY", "tf.keras.regularizers.l2(l2=0.5 * WEIGHT_DECAY)"),
+                                             ("scale=2 * WD", "tf.keras.regularizers.l2(l2=0.5 * (2 * WD))")])
+def test_l2_regularizer_scale_is_halved_for_keras(scale, expected):
+    source = ("import tensorflow as tf\n\nWEIGHT_DECAY = 1e-4\nWD = 1e-4\n\n\ndef net(x):\n"
+              f"    return tf.layers.dense(x, 2, kernel_regularizer=tf.contrib.layers.l2_regularizer({scale}))\n")
+    text = _migrate(source).new_bytes.decode()
+    assert expected in text
+
+
+def test_unknown_tf_regularizer_leaves_the_model_unchanged():
+    source = ("import tensorflow as tf\n\n\ndef net(x):\n"
+              "    return tf.layers.dense(x, 2, kernel_regularizer=tf.contrib.layers.sum_regularizer([]))\n")
+    result = _migrate(source)
+    assert any(f.code == "TFM301" and "sum_regularizer" in f.message for f in result.findings)
+
+
+def test_regularization_reads_become_model_losses_in_the_tape():
+    text = (REWRITE / "regularization.after.py").read_text()
+    assert "loss = xent + sum(mlp.losses)" in text
+    assert "tf.add_n([xent] + mlp.losses)" in text  # get_total_loss: LOSSES + regularization
+    assert "get_collection" not in text and "get_regularization" not in text and "get_total_loss" not in text
+    reasons = _reasons("regularization_left_alone")
+    assert any("named 'discriminator'" in r for r in reasons)
+    assert any("not assigned to a name of its own" in r for r in reasons)
+
+
+def test_converted_summaries_are_reported_fixed_and_the_others_stay_manual():
+    fixed = _migrate((REWRITE / "summaries.before.py").read_text())
+    assert [f for f in fixed.findings if f.code == "TFM430" and not f.fixed] == []
+    assert len([f for f in fixed.findings if f.code == "TFM430" and f.fixed]) == 5
+    left = _migrate((REWRITE / "summaries_left_alone.before.py").read_text())
+    manual = [f for f in left.findings if f.code == "TFM430" and not f.fixed]
+    assert len(manual) == 7  # evaluate_only: 3 sites, train_with_histogram: 4
+    assert any("histogram" in r for r in _reasons("summaries_left_alone"))
