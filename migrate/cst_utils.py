@@ -34,14 +34,19 @@ def assigned_names(stmt, augmented: bool = False) -> List[str]:
 
 def bound_names(node) -> Set[str]:
     """Every name an assignment or a for-loop inside `node` binds."""
-    names: Set[str] = set()
+    return set(bound_names_in_order(node))
+
+
+def bound_names_in_order(node) -> List[str]:
+    """The names assignments and for-loops inside `node` bind, in source order (repeats kept)."""
+    names: List[str] = []
 
     class Binds(cst.CSTVisitor):
         def visit_AssignTarget(self, target):
-            names.update(target_names(target.target))
+            names.extend(target_names(target.target))
 
         def visit_For(self, loop):
-            names.update(target_names(loop.target))
+            names.extend(target_names(loop.target))
 
     node.visit(Binds())
     return names

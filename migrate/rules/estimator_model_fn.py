@@ -124,15 +124,11 @@ class EstimatorModelFn(EstimatorModelFnFindings):
 
 def _resolved_inside(ctx, name: str) -> List[Finding]:
     """UPDATE_OPS findings inside the model_fn: its head became train steps, where they go."""
+    from migrate.rules.model_classes import resolved_findings
     from migrate.rules.train_steps import _RESOLVED_CODES
 
     node = next((n for n in ctx.tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None)
-    if node is None:
-        return []
-    return [Finding(f.path, f.line, f.col, f.code, f.message, fixed=True,
-                    rewrite_class=f.rewrite_class or EXACT)
-            for f in getattr(ctx, "findings", [])
-            if f.code in _RESOLVED_CODES and node.lineno <= f.line <= node.end_lineno]
+    return resolved_findings(ctx, _RESOLVED_CODES, node.lineno, node.end_lineno) if node else []
 
 
 def _marker_reason(module: cst.Module, name: str) -> str:

@@ -293,11 +293,7 @@ class ModelClasses(ModelClassesFindings):
         for code, message in dict(result.notes).items():
             out.append(Finding(ctx.path, start, 1, code, message, fixed=True,
                                rewrite_class=BOUNDED if code == "TFM302" else BEHAVIOUR_CHANGE))
-        for finding in getattr(ctx, "findings", []):
-            if finding.code in _RESOLVED_CODES and start <= finding.line <= end:
-                out.append(Finding(finding.path, finding.line, finding.col, finding.code,
-                                   finding.message, fixed=True,
-                                   rewrite_class=finding.rewrite_class or EXACT))
+        out.extend(resolved_findings(ctx, _RESOLVED_CODES, start, end))
         return out
 
     def _resolved(self, ctx, result: ConvertedFunction, start: int, end: int) -> List[Finding]:
@@ -311,12 +307,17 @@ class ModelClasses(ModelClassesFindings):
             if code in ("TFM302", "TFM303", "TFM206", "TFM304"):
                 kind = {"TFM302": BOUNDED, "TFM304": EXACT}.get(code, BEHAVIOUR_CHANGE)
                 out.append(Finding(ctx.path, start, 1, code, message, fixed=True, rewrite_class=kind))
-        for finding in getattr(ctx, "findings", []):
-            if finding.code in _RESOLVED_CODES and start <= finding.line <= end:
-                out.append(Finding(finding.path, finding.line, finding.col, finding.code,
-                                   finding.message, fixed=True,
-                                   rewrite_class=finding.rewrite_class or EXACT))
+        out.extend(resolved_findings(ctx, _RESOLVED_CODES, start, end))
         return out
+
+
+def resolved_findings(ctx, codes, start: int, end: int) -> List[Finding]:
+    """The rules' findings with a code in `codes` on lines start..end, marked fixed: the sites
+    a rewrite of those lines resolved."""
+    return [Finding(f.path, f.line, f.col, f.code, f.message, fixed=True,
+                    rewrite_class=f.rewrite_class or EXACT)
+            for f in getattr(ctx, "findings", [])
+            if f.code in codes and start <= f.line <= end]
 
 
 def _resolver(ctx):

@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import bound_names, names_read
+from migrate.cst_utils import bound_names, bound_names_in_order, names_read
 from migrate.model_rewrite.analysis import dotted
 from migrate.model_rewrite.layers import Unmappable
 
@@ -125,7 +125,7 @@ def take_apart(func: cst.FunctionDef, resolve) -> ModelFn:
         raise Unmappable("the network depends on the mode beyond the training flag")
     bound: List[str] = []
     for stmt in network:
-        for name in _bound_in_order(stmt):
+        for name in bound_names_in_order(stmt):
             if name not in bound:
                 bound.append(name)
     read_later: Set[str] = set()
@@ -519,22 +519,6 @@ def _reads(stmts) -> Set[str]:
     names: Set[str] = set()
     for stmt in stmts:
         names |= names_read(stmt)
-    return names
-
-
-def _bound_in_order(stmt) -> List[str]:
-    names: List[str] = []
-
-    class Binds(cst.CSTVisitor):
-        def visit_AssignTarget(self, target):
-            from migrate.cst_utils import target_names
-            names.extend(target_names(target.target))
-
-        def visit_For(self, loop):
-            from migrate.cst_utils import target_names
-            names.extend(target_names(loop.target))
-
-    stmt.visit(Binds())
     return names
 
 

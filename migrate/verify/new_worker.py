@@ -59,16 +59,8 @@ def _describe(exc):
 
 
 def _import_new(path, model_id):
-    import importlib.util
-    name = "_tfm_verify_new_%s" % "".join(c if c.isalnum() else "_" for c in model_id)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    directory = os.path.dirname(os.path.abspath(path))
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        module = protocol.import_program(path, "_tfm_verify_new_", model_id)
     except SystemExit as exc:
         raise VerifyError("importing the new program called sys.exit(%s)" % (exc.code,))
     except BaseException as exc:

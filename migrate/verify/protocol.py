@@ -58,6 +58,23 @@ def side_paths(workdir, model_id, side):
     return base + ".json", base + ".npz"
 
 
+def import_program(path, prefix, model_id):
+    """Import the user program at `path` as a fresh module (its directory on sys.path, so its
+    sibling imports work); each (prefix, model_id) gets its own module object."""
+    import importlib.util
+    import sys
+
+    name = prefix + "".join(c if c.isalnum() else "_" for c in model_id)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    directory = os.path.dirname(os.path.abspath(path))
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def redirect_stdout_to_stderr():
     """Point fd 1 at fd 2 so that user prints can never reach the report stream."""
     import sys

@@ -132,16 +132,7 @@ def disable_dropout(tf):
 
 
 def import_program(path, model_id):
-    import importlib.util
-    name = "_tfm_verify_old_%s" % "".join(c if c.isalnum() else "_" for c in model_id)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    directory = os.path.dirname(os.path.abspath(path))
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return protocol.import_program(path, "_tfm_verify_old_", model_id)
 
 
 def logits_of_loss(loss):
