@@ -37,6 +37,7 @@ PROGRAMS = sorted(p.relative_to(CORPUS).as_posix() for p in CORPUS.rglob("*.py")
 PY2 = {"py2_print_script.py"}
 # Programs the tool converts completely (no TFM301/TFM401 left); each must run on plain TF2.
 CONVERTS = {"conv_autoencoder.py", "mnist_deep_keep_prob.py", "resnet_block_functions.py",
+            "l2_regularized_cnn.py",  # a local regularizer copied into __init__
             "resnet_v2_scope.py",
             "estimator_cnn_model_fn.py"}  # through the estimator model_fn rewrite (TFM410)
 MARKER = re.compile(r"#\s*tf-migrate:\s*(TFM301|TFM401)\b")

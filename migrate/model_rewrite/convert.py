@@ -23,14 +23,18 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from migrate import bn_mapping
-from migrate.cst_utils import assigned_names, bound_names, keyword_arg as _kwarg, target_names as _target_names
+from migrate.cst_utils import (assigned_names, bound_names, keyword_arg as _kwarg, names_read,
+                               target_names as _target_names)
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite import analysis, fused_bn
 from migrate.model_rewrite.analysis import FunctionInfo, VARIABLE_SCOPES, dotted
 from migrate.model_rewrite.layers import (LAYER_APIS, LAYER_CLASS_APIS, KerasLayer, Unmappable,
-                                          literal, map_batch_norm_layer, map_layer_call, render)
+                                          literal, map_batch_norm_layer, map_initializer, map_layer_call,
+                                          map_regularizer, render)
 
 ARG_SCOPE = "tf_slim.arg_scope"
+_PURE_BUILTINS = {"int", "float", "bool", "str", "len", "min", "max", "abs", "round", "tuple", "list",
+                  "dict", "range", "sum"}
 CONTROL_DEPENDENCIES = "tensorflow.control_dependencies"
 # TF1 variable ops with a TF2 method form: tf.assign_add(v, d) -> v.assign_add(d).
 _VARIABLE_METHODS = {"tensorflow.assign_add": "assign_add", "tensorflow.assign_sub": "assign_sub",
@@ -137,6 +141,10 @@ class FunctionConverter:
         self.normalizer_param_uses: Dict[str, int] = _normalizer_param_names(info.node)
         self.needs_build = False
         self.config_used_in_call: Set[str] = set()
+        # Configuration locals (`w_init = tf.random_normal_initializer(stddev=0.02)`) copied into
+        # __init__, where the layers that take them are created; their statements in call().
+        self.hoisted: Set[str] = set()
+        self.hoisted_statements: List[cst.BaseStatement] = []
 
     # -- helpers --------------------------------------------------------------------------------
     def resolve(self, node) -> Optional[str]:
@@ -407,9 +415,27 @@ class FunctionConverter:
             scope_name = self.info.scope_name
             body = list(scope_with.body.body)
         call_body = self.convert_block(body)
+        call_body = self._without_dead_hoisted(call_body)
         call_body = [self._rename_in_call(stmt) for stmt in call_body]
         return ConvertedFunction(self.info, self._class_source(docstring, scope_name, call_body),
                                  self.layers, self.notes, self.uses_fused_compat)
+
+    def _without_dead_hoisted(self, call_body):
+        """A configuration local now set in __init__ and no longer read in call() goes."""
+        hoisted = {id(s) for s in self.hoisted_statements}
+        kept = list(call_body)
+        changed = True
+        while changed:
+            changed = False
+            for index, stmt in enumerate(kept):
+                if id(stmt) not in hoisted:
+                    continue
+                rest = cst.Module(body=kept[:index] + kept[index + 1:])
+                if not set(_assign_targets(stmt)) & names_read(rest):
+                    del kept[index]
+                    changed = True
+                    break
+        return kept
 
     def convert_block(self, stmts: Sequence[cst.BaseStatement]) -> List[cst.BaseStatement]:
         out: List[cst.BaseStatement] = []
@@ -471,7 +497,54 @@ class FunctionConverter:
                 and all(isinstance(s, cst.Assign) for s in stmt.body):
             # Configuration computed in the loop (e.g. filters = base * 2 ** i): __init__ needs it too.
             self.loop.init_items.append(("stmt", _RENDER.code_for_node(stmt).strip()))
+        elif self.loop is None and self._hoistable(stmt):
+            self._target_items().append(("stmt", self._init_text(stmt)))
+            self.hoisted.update(_assign_targets(stmt))
+            new = self._transform(stmt)
+            self.hoisted_statements.append(new)
+            return [new]
         return [self._transform(stmt)]
+
+    def _hoistable(self, stmt: cst.SimpleStatementLine) -> bool:
+        """A configuration assignment __init__ can run too: it reads only configuration
+        parameters, module-level names and configuration locals copied before it."""
+        if len(stmt.body) != 1 or not isinstance(stmt.body[0], cst.Assign) or \
+                _mentions(stmt, self.tensor_names) or _contains_layers(stmt, self):
+            return False
+        if not all(isinstance(t.target, cst.Name) for t in stmt.body[0].targets):
+            return False
+        allowed = set(self.info.config_params) | self.hoisted
+        local = self.assigned_names | set(self.info.params)
+        if (names_read(stmt.body[0].value) & local) - allowed:
+            return False
+        # No side effects run twice: only an initializer/regularizer the mapping knows, or an
+        # expression whose calls are pure builtins (`filters * 2`, `int(params['n'])`).
+        if self._init_text(stmt) != _RENDER.code_for_node(stmt).strip():
+            return True
+        calls = []
+
+        class Calls(cst.CSTVisitor):
+            def visit_Call(self, call):
+                calls.append(call)
+
+        stmt.visit(Calls())
+        return all(isinstance(c.func, cst.Name) and c.func.value in _PURE_BUILTINS
+                   and c.func.value not in self.assigned_names for c in calls)
+
+    def _init_text(self, stmt: cst.SimpleStatementLine) -> str:
+        """The statement for __init__, a TF1 initializer or regularizer mapped to Keras 3."""
+        assign = stmt.body[0]
+        value = assign.value
+        if isinstance(value, cst.Call):
+            for mapper in (map_initializer, map_regularizer):
+                try:
+                    mapped = mapper(value, self.resolve_node)
+                except Unmappable:
+                    continue
+                if isinstance(mapped, bn_mapping.Code):
+                    targets = " = ".join(_RENDER.code_for_node(t.target) for t in assign.targets)
+                    return f"{targets} = {mapped.text}"
+        return _RENDER.code_for_node(stmt).strip()
 
     def _with(self, stmt: cst.With) -> List[cst.BaseStatement]:
         if len(stmt.items) != 1:
@@ -647,7 +720,25 @@ class FunctionConverter:
             body_text = "pass\n"
         for line in body_text.splitlines():
             lines.append((ind * 2 + line) if line.strip() else "")
-        return "\n".join(lines) + "\n"
+        source = "\n".join(lines) + "\n"
+        self._check_init_reads(source)
+        return source
+
+    def _check_init_reads(self, source: str) -> None:
+        """__init__/build must not read a local of the TF1 function they did not set themselves
+        (a layer argument computed from the inputs): that class would raise NameError."""
+        import ast
+
+        function_locals = (self.assigned_names | set(self.info.params)) - set(self.info.config_params)
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef) and node.name in ("__init__", "build"):
+                bound = {a.arg for a in node.args.args} | {
+                    n.id for n in ast.walk(node) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+                read = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+                leaked = sorted((read - bound) & function_locals)
+                if leaked:
+                    raise Unmappable(f"a layer argument reads `{leaked[0]}`, which the function computes "
+                                     "where __init__ cannot")
 
 
 _RENDER = cst.Module(body=[])
