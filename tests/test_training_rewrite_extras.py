@@ -77,3 +77,24 @@ def test_converted_summaries_are_reported_fixed_and_the_others_stay_manual():
     manual = [f for f in left.findings if f.code == "TFM430" and not f.fixed]
     assert len(manual) == 7  # evaluate_only: 3 sites, train_with_histogram: 4
     assert any("histogram" in r for r in _reasons("summaries_left_alone"))
+
+
+def test_training_mode_fetch_outside_the_train_op_is_a_reported_behaviour_change():
+    from migrate.pipeline import Options, migrate_source
+    from migrate.rules import ALL_RULES
+    from tests.conftest import FIXTURES
+
+    source = (FIXTURES / "rewrite" / "session_eval_fetches.before.py").read_text()
+
+    def findings(text):
+        result = migrate_source(text.encode(), "x.py", ALL_RULES, Options(rewrite=True))
+        assert result.error is None and result.changed, result.error
+        return {f.code: f for f in result.findings}
+
+    with_bn = findings(source)
+    assert with_bn["TFM404"].rewrite_class == "behaviour-change" and "loss_op" in with_bn["TFM404"].message
+    assert with_bn["TFM400"].rewrite_class == "behaviour-change"
+    # Without a batch norm a training-mode forward pass changes nothing: exact, no TFM404.
+    without_bn = findings(source.replace(
+        "conv1 = tf.layers.batch_normalization(conv1, training=is_training)\n", ""))
+    assert "TFM404" not in without_bn and without_bn["TFM400"].rewrite_class == "exact"

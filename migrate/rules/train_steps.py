@@ -101,13 +101,16 @@ class TrainSteps(TrainStepsFindings):
                     # Forgotten UPDATE_OPS only matter where there is a batch norm to update
                     # (the TFM206 finding counts them): otherwise the step is exact.
                     plan.notes = [(code, message) for code, message in plan.notes if code != "TFM206"]
+                if not _has_batch_norm(ctx):
+                    # Training-mode fetches move nothing without batch norms.
+                    plan.notes = [(code, message) for code, message in plan.notes if code != "TFM404"]
             except Unmappable as exc:
                 new_body.append(_mark(stmt, str(exc)))
                 findings.append(Finding(ctx.path, start, 1, "TFM401",
                                         f"`{name}` left unchanged: {exc}"))
                 continue
             if getattr(self.options, "safe_only", False) and any(
-                    code in ("TFM206", "TFM403") for code, _ in plan.notes):
+                    code in _BEHAVIOUR_CODES for code, _ in plan.notes):
                 reason = "a behaviour-change rewrite, skipped by --safe-only"
                 new_body.append(_mark(stmt, reason))
                 findings.append(Finding(ctx.path, start, 1, "TFM401", f"`{name}` left unchanged: {reason}"))
@@ -118,9 +121,9 @@ class TrainSteps(TrainStepsFindings):
                 helper = cst.parse_statement(source, config=module.config_for_parsing)
                 new_body.append(helper.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()]))
             new_body.append(plan.new_function)
-            behaviour = any(code in ("TFM206", "TFM403") for code, _ in plan.notes)
+            behaviour = any(code in _BEHAVIOUR_CODES for code, _ in plan.notes)
             for code, message in plan.notes:
-                if code == "TFM403":
+                if code in ("TFM403", "TFM404"):
                     findings.append(Finding(ctx.path, start, 1, code, message, fixed=True,
                                             rewrite_class=BEHAVIOUR_CHANGE))
             findings.append(Finding(ctx.path, start, 1, self.code,
@@ -254,6 +257,14 @@ def _module_names(module: cst.Module) -> Set[str]:
                         if isinstance(target.target, cst.Name):
                             names.add(target.target.value)
     return names
+
+
+_BEHAVIOUR_CODES = ("TFM206", "TFM403", "TFM404")
+_BATCH_NORM_SITES = ("TFM101", "TFM102", "TFM103", "TFM104", "TFM105")
+
+
+def _has_batch_norm(ctx) -> bool:
+    return any(f.code in _BATCH_NORM_SITES for f in getattr(ctx, "findings", []))
 
 
 def _imports_os(module: cst.Module) -> bool:

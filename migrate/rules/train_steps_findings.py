@@ -21,6 +21,8 @@ class TrainStepsFindings(RewriteRule):
     reported_codes = {
         "TFM401": "a training program left unchanged, with the reason",
         "TFM403": "behaviour change: a GAN step now also updates the other network's batch norms",
+        "TFM404": "behaviour change: a value fetched in training mode outside a train op now "
+                  "updates batch-norm moving statistics",
     }
     summary = "TF1 Session training loop becomes GradientTape train steps"
     tokens = ("Session",)

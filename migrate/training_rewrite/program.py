@@ -143,6 +143,8 @@ class ProgramConverter:
         self.needs_tf1_rmsprop = False
         self.notes: List[Tuple[str, str]] = []
         self.savers: Set[str] = set()  # `saver = tf.train.Saver()` -> a tf.train.Checkpoint
+        self.initializer_names: Set[str] = set()  # Keras creates and initialises variables itself
+        self.value_helpers: Dict[tuple, str] = {}  # compute_* helpers by what they compute
         self.saver_options: Dict[str, Dict[str, str]] = {}  # its max_to_keep and kin
         self.needs_os = False  # the rewrite uses os.path (import it when the module does not)
         self.schedules: Dict[str, KerasSchedule] = {}  # `lr = tf.train.exponential_decay(...)`
@@ -294,6 +296,9 @@ class ProgramConverter:
         if api in SCHEDULE_NAMES and len(targets) == 1:
             self.schedules[targets[0]] = map_schedule(api, value)
             return []  # the schedule object goes into make_optimizer
+        if api in INITIALIZERS and len(targets) == 1 and not value.args:
+            self.initializer_names.add(targets[0])  # `init = tf.global_variables_initializer()`
+            return []
         if api == SAVER and len(targets) == 1:
             return [self._saver(targets[0], value, stmt)]
         if api in GLOBAL_STEP and len(targets) == 1 and not value.args:
@@ -701,6 +706,8 @@ class ProgramConverter:
                     fetch = call.args[0].value if call.args else None
                     if isinstance(fetch, cst.Call) and self.resolve(fetch.func) in INITIALIZERS:
                         return []
+                    if isinstance(fetch, cst.Name) and fetch.value in self.initializer_names:
+                        return []
                     expr = self._run(call, None)
                     return [stmt.with_changes(body=[stmt.body[0].with_changes(value=expr)])] if expr else []
             if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign) and self._is_run(stmt.body[0].value):
@@ -875,21 +882,46 @@ class ProgramConverter:
         for arg in args:
             substitutions[arg] = feeds[arg]
         if len(slice_stmts) == 1 and _assigned(slice_stmts[0]) == [name]:
-            return slice_stmts[0].body[0].value.visit(_Substitute(substitutions)).visit(
+            value = slice_stmts[0].body[0].value.visit(_Substitute(substitutions)).visit(
                 _LossRewriter(self)).visit(TF1CallFixer(self.resolve))
+            self._note_training_mode_fetch(name, [value])
+            return value
         # Several statements: a helper function computes the value.
-        helper = self._fresh(f"compute_{name}")
         objects = sorted(self._objects_in(slice_stmts))
         params = objects + args
         body = [s.visit(_Substitute({k: v for k, v in substitutions.items() if k not in args}))
                 .visit(_LossRewriter(self)).visit(TF1CallFixer(self.resolve)) for s in slice_stmts]
-        lines = [f"def {helper}({', '.join(params)}):"]
-        for stmt in body:
-            lines.append(self.indent + _RENDER.code_for_node(stmt).strip())
-        lines.append(f"{self.indent}return {name}")
-        self.helpers.append("\n".join(lines) + "\n")
+        self._note_training_mode_fetch(name, body)
+        body_lines = [self.indent + _RENDER.code_for_node(stmt).strip() for stmt in body]
+        body_lines.append(f"{self.indent}return {name}")
+        key = (name, tuple(params), tuple(body_lines))
+        helper = self.value_helpers.get(key)
+        if helper is None:  # the same value fetched again (eval in a loop and at the end): one helper
+            helper = self.value_helpers[key] = self._fresh(f"compute_{name}")
+            self.helpers.append("\n".join([f"def {helper}({', '.join(params)}):"] + body_lines) + "\n")
         call_args = objects + [_RENDER.code_for_node(feeds[a]) for a in args]
         return cst.parse_expression(f"{helper}({', '.join(call_args)})")
+
+    def _note_training_mode_fetch(self, name: str, nodes) -> None:
+        """`sess.run(loss)` outside the train op ran the batch norms in training mode without
+        their UPDATE_OPS; a Keras model called with training=True updates its moving statistics."""
+        found: List[str] = []
+        objects = self.model_objects
+
+        class Calls(cst.CSTVisitor):
+            def visit_Call(self, call):
+                if isinstance(call.func, cst.Name) and call.func.value in objects and any(
+                        a.keyword is not None and a.keyword.value == "training"
+                        and isinstance(a.value, cst.Name) and a.value.value == "True" for a in call.args):
+                    found.append(call.func.value)
+
+        for node in nodes:
+            node.visit(Calls())
+        if found:
+            self.notes.append(("TFM404", f"`{name}` is fetched outside a train op with "
+                                         f"`{found[0]}` in training mode: Keras updates its batch-norm "
+                                         "moving statistics there, TF1's sess.run did not (behaviour "
+                                         "change where the model has batch norms)"))
 
     def _objects_in(self, slice_stmts) -> Set[str]:
         used: Set[str] = set()
@@ -1024,6 +1056,7 @@ class ProgramConverter:
 
     def _validate(self, body) -> None:
         leftovers = (set(self.placeholders) | set(self.train_ops) | self.update_ops_names | {self.sess}
+                     | self.initializer_names
                      | set(self.schedules) | set(self.summaries.ops) | set(self.summaries.fetched)
                      | self.global_steps)
         module = cst.Module(body=body)
