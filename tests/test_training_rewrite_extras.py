@@ -96,5 +96,5 @@ def test_training_mode_fetch_outside_the_train_op_is_a_reported_behaviour_change
     assert with_bn["TFM400"].rewrite_class == "behaviour-change"
     # Without a batch norm a training-mode forward pass changes nothing: exact, no TFM404.
     without_bn = findings(source.replace(
-        "conv1 = tf.layers.batch_normalization(conv1, training=is_training)\n", ""))
+        "        conv1 = tf.layers.batch_normalization(conv1, training=is_training)\n", ""))
     assert "TFM404" not in without_bn and without_bn["TFM400"].rewrite_class == "exact"
