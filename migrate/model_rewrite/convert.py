@@ -498,7 +498,7 @@ class FunctionConverter:
             # Configuration computed in the loop (e.g. filters = base * 2 ** i): __init__ needs it too.
             self.loop.init_items.append(("stmt", _RENDER.code_for_node(stmt).strip()))
         elif self.loop is None and self._hoistable(stmt):
-            self._target_items().append(("stmt", self._init_text(stmt)))
+            self._target_items().append(("stmt", self._init_text(stmt), "hoisted", _assign_targets(stmt)))
             self.hoisted.update(_assign_targets(stmt))
             new = self._transform(stmt)
             self.hoisted_statements.append(new)
@@ -702,7 +702,7 @@ class FunctionConverter:
         for p in info.config_params:
             if p in self.config_used_in_call or self.needs_build:
                 lines.append(ind * 2 + f"self.{p} = {p}")
-        lines.extend(_Init.render(self.init.items, ind, 2))
+        lines.extend(_Init.render(_without_unread_hoisted(self.init.items, ind), ind, 2))
         if self.needs_build:
             tensor = info.tensor_params[0]
             lines.append("")
@@ -742,6 +742,46 @@ class FunctionConverter:
 
 
 _RENDER = cst.Module(body=[])
+
+
+def _without_unread_hoisted(items, indent: str):
+    """Copied configuration locals no layer constructor reads (`skips = []`) stay in call only."""
+    import ast
+
+    def hoisted(item):
+        return item[0] == "stmt" and len(item) > 2 and item[2] == "hoisted"
+
+    def prune(entries, keep_ids):
+        out = []
+        for item in entries:
+            if hoisted(item) and id(item) not in keep_ids:
+                continue
+            if item[0] == "for":
+                item = (item[0], item[1], prune(item[2], keep_ids))
+            elif item[0] == "if":
+                item = (item[0], item[1], prune(item[2], keep_ids), prune(item[3] or [], keep_ids))
+            out.append(item)
+        return out
+
+    def all_hoisted(entries):
+        for item in entries:
+            if hoisted(item):
+                yield item
+            elif item[0] == "for":
+                yield from all_hoisted(item[2])
+            elif item[0] == "if":
+                yield from all_hoisted(item[2])
+                yield from all_hoisted(item[3] or [])
+
+    candidates = list(all_hoisted(items))
+    keep = {id(item) for item in candidates}
+    while True:  # drop the unread ones until what stays is read (a copied local may read another)
+        text = "\n".join(_Init.render(prune(items, keep), indent, 0))
+        read = {n.id for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        unread = {id(item) for item in candidates if id(item) in keep and not set(item[3]) & read}
+        if not unread:
+            return prune(items, keep)
+        keep -= unread
 
 
 def _rename_config_in_items(items, config_params):

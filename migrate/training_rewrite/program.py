@@ -495,7 +495,10 @@ class ProgramConverter:
         self.optimizers[name] = keras
         self.needs_tf1_rmsprop |= keras.needs_tf1_rmsprop
         # `optimizer` -> make_optimizer(), `d_optimizer` -> make_d_optimizer() (one per GAN network).
-        factory = self._fresh(f"make_{name}")
+        # `optimizer` -> make_optimizer, `d_optim` -> make_d_optimizer, `opt` -> make_optimizer:
+        # the `make_*optimizer` convention verify pairs optimizers by.
+        stem = re.sub(r"(^|_)(optimizer|optim|opt)(_\d+)?$", "", name)
+        factory = self._fresh(f"make_{stem}_optimizer" if stem else "make_optimizer")
         params = self._local_params(keras)
         self.helpers.append(
             f"def {factory}({', '.join(params)}):\n"
@@ -955,6 +958,8 @@ class ProgramConverter:
         if not op.wired and not self.preserve_bugs:
             self.notes.append(("TFM206", f"{op.name} never ran UPDATE_OPS in TF1"))
         stem = re.sub(r"_?train_op$|^train_op_?", "", op.name)
+        if stem in ("train", "op", "minimize", "optimize", "update", "step"):
+            stem = ""  # `train = opt.minimize(loss)` -> train_step, not train_train_step
         name = self._fresh(f"train_{stem}_step" if stem else "train_step")
         self.step_names[op.name] = name
         self.step_signature[op.name] = args
@@ -1008,8 +1013,9 @@ class ProgramConverter:
                 text = _RENDER.code_for_node(new.with_changes(leading_lines=[])).strip()
                 lines.extend(ind + line for line in text.splitlines())
             lines.append(f"{ind}{opt}.apply_gradients({_RENDER.code_for_node(op.apply_expr)})")
-        if results:
-            lines.append(f"{ind}return {', '.join(results)}")
+        # A step whose train op was fetched alone still returns its loss (the caller drops it):
+        # it costs nothing and is what a TF2 train step is expected to give (verify reads it).
+        lines.append(f"{ind}return {', '.join(results or [op.loss])}")
         self.helpers.append("\n".join(lines) + "\n")
         self.graph_used_in_steps = True
 

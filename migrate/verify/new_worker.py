@@ -30,6 +30,8 @@ from migrate.verify.protocol import VerifyError
 
 STEP_RE = re.compile(r"^train(_\w+)?_step$")
 MAKER_RE = re.compile(r"^make(_\w+)?_optimizer$")
+# A train-step parameter that holds an optimizer: `optimizer`, `d_optimizer`, `opt`, `g_optim`.
+OPTIMIZER_PARAM_RE = re.compile(r"(^|_)(optimizer|optim|opt)(_\d+)?$")
 
 
 def snake(name):
@@ -565,7 +567,7 @@ class NewModel(object):
                     argspec.append(("value", src))
             elif n in model_names:
                 argspec.append(("model", model_names[n]))
-            elif "optimizer" in n:
+            elif OPTIMIZER_PARAM_RE.search(n):
                 maker = self._maker_for(n)
                 if maker is None:
                     raise VerifyError("new %s parameter %r: no make_*optimizer function "
@@ -591,6 +593,8 @@ class NewModel(object):
         core = param.replace("optimizer", "").strip("_")
         if core:
             cands += ["make_%s_optimizer" % core, "make_optimizer_%s" % core]
+        stem = OPTIMIZER_PARAM_RE.sub("", param)  # the rewrite's naming: d_opt -> make_d_optimizer
+        cands.append("make_%s_optimizer" % stem if stem else "make_optimizer")
         for c in cands:
             if c and c in self.makers:
                 return c
