@@ -98,3 +98,52 @@ def test_training_mode_fetch_outside_the_train_op_is_a_reported_behaviour_change
     without_bn = findings(source.replace(
         "        conv1 = tf.layers.batch_normalization(conv1, training=is_training)\n", ""))
     assert "TFM404" not in without_bn and without_bn["TFM400"].rewrite_class == "exact"
+
+
+def test_var_list_by_substring_pairs_only_a_model_of_exactly_that_name():
+    from migrate.pipeline import Options, migrate_source
+    from migrate.rules import ALL_RULES
+
+    source = '''import tensorflow as tf
+
+
+def generator(z, is_training):
+    with tf.variable_scope("generator"):
+        net = tf.layers.dense(z, 8, name="fc")
+        return tf.layers.batch_normalization(net, training=is_training, name="bn")
+
+
+def discriminator(x, is_training, reuse=False):
+    with tf.variable_scope("discriminator", reuse=reuse):
+        return tf.layers.dense(x, 1, name="out")
+
+
+def main(noise, real):
+    z = tf.placeholder(tf.float32, [None, 4])
+    x = tf.placeholder(tf.float32, [None, 8])
+    fake = generator(z, True)
+    d_loss = tf.reduce_mean(discriminator(fake, True) - discriminator(x, True, reuse=True))
+    g_loss = -tf.reduce_mean(discriminator(fake, True, reuse=True))
+    t_vars = tf.trainable_variables()
+    d_vars = [v for v in t_vars if 'discriminator' in v.name]
+    g_vars = [v for v in t_vars if 'GENERATOR_FILTER' in v.name]
+    d_op = tf.train.AdamOptimizer(1e-3).minimize(d_loss, var_list=d_vars)
+    g_op = tf.train.AdamOptimizer(1e-3).minimize(g_loss, var_list=g_vars)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(d_op, {z: noise, x: real})
+        sess.run(g_op, {z: noise})
+'''
+
+    def migrate(text):
+        result = migrate_source(text.encode(), "x.py", ALL_RULES, Options(rewrite=True))
+        assert result.error is None, result.error
+        return result
+
+    converted = migrate(source.replace("GENERATOR_FILTER", "generator"))
+    assert "discriminator.trainable_variables" in converted.new_text
+    assert "generator.trainable_variables" in converted.new_text
+    # 'g_' matches no model name exactly: which variables it meant is unknown, so nothing changes.
+    left = migrate(source.replace("GENERATOR_FILTER", "g_"))
+    assert not any(f.code == "TFM400" and f.fixed for f in left.findings)
+    assert "tf.Session()" in (left.new_text or source)

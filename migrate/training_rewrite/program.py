@@ -447,13 +447,20 @@ class ProgramConverter:
                 (isinstance(source, cst.Call) and self.resolve(source.func) == "tensorflow.trainable_variables")):
             return None
         test = node.for_in.ifs[0].test
-        if not (isinstance(test, cst.Call) and isinstance(test.func, cst.Attribute)
-                and test.func.attr.value == "startswith" and len(test.args) == 1):
-            return None
-        prefix = literal(test.args[0].value)
         target = node.for_in.target
+        if isinstance(test, cst.Call) and isinstance(test.func, cst.Attribute) \
+                and test.func.attr.value == "startswith" and len(test.args) == 1:
+            prefix, owner = literal(test.args[0].value), test.func.value
+        elif isinstance(test, cst.Comparison) and len(test.comparisons) == 1 \
+                and isinstance(test.comparisons[0].operator, cst.In):
+            # `'discriminator' in v.name`: only ever paired with a model of exactly that name
+            # (the step asks for one), so a looser substring like 'd_' finds no model and the
+            # program is left as it was.
+            prefix, owner = literal(test.left), test.comparisons[0].comparator
+        else:
+            return None
         if not (isinstance(prefix, str) and isinstance(target, cst.Name)
-                and dotted(test.func.value) == f"{target.value}.name"
+                and dotted(owner) == f"{target.value}.name"
                 and isinstance(node.elt, cst.Name) and node.elt.value == target.value):
             return None
         return prefix.rstrip("/")
