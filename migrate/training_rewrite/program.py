@@ -146,6 +146,7 @@ class ProgramConverter:
         self.initializer_names: Set[str] = set()  # Keras creates and initialises variables itself
         self.value_helpers: Dict[tuple, str] = {}  # compute_* helpers by what they compute
         self.saver_options: Dict[str, Dict[str, str]] = {}  # its max_to_keep and kin
+        self.prebuilt = False  # models and optimizers built eagerly after the graph part
         self.needs_os = False  # the rewrite uses os.path (import it when the module does not)
         self.schedules: Dict[str, KerasSchedule] = {}  # `lr = tf.train.exponential_decay(...)`
         self.schedule_steps: Dict[str, str] = {}  # optimizer -> the global step its schedule reads
@@ -162,6 +163,7 @@ class ProgramConverter:
             raise Unmappable("several Sessions in one function")
         before = self._graph_part(body[:session_index])
         self._check_schedule_steps()
+        before += self._eager_builds()
         session = body[session_index]
         session_name = session.items[0].asname.name.value
         session_body = self._session_part(list(session.body.body), session_name)
@@ -400,7 +402,8 @@ class ProgramConverter:
         args = [a.value for a in call.args]
         if len(args) != 2 or any(a.keyword for a in call.args):
             raise Unmappable("Saver.restore with other arguments than (sess, path)")
-        lines = [_RENDER.code_for_node(s) for s in self._build_calls()] + self._optimizer_builds()
+        lines = [] if self.prebuilt else (
+            [_RENDER.code_for_node(s) for s in self._build_calls()] + self._optimizer_builds())
         saver = call.func.value
         checkpoint = (self._checkpoint_of(sorted(self.model_objects) + list(self.optimizers))
                       if isinstance(saver, cst.Call) else _RENDER.code_for_node(saver))
@@ -408,7 +411,23 @@ class ProgramConverter:
                      ".assert_existing_objects_matched().expect_partial()")
         return [cst.parse_statement(line) for line in lines]
 
-    def _build_calls(self) -> List[cst.BaseStatement]:
+    def _eager_builds(self) -> List[cst.BaseStatement]:
+        """Models and optimizers created eagerly, before the first train step: a tf.function
+        may create variables only on its first trace, so without this a program that trains
+        twice in one process (fresh model and optimizer) fails on the second. Only where every
+        model is called on placeholders of known shape; otherwise the first step creates them."""
+        if not self.train_ops or not self.model_objects:
+            return []
+        try:
+            lines = [_RENDER.code_for_node(s) for s in
+                     self._build_calls("# build before the first tf.function trace")]
+            lines += self._optimizer_builds("# likewise its slots")
+        except Unmappable:
+            return []
+        self.prebuilt = True
+        return [cst.parse_statement(line) for line in lines]
+
+    def _build_calls(self, comment="# create the weights before restoring them") -> List[cst.BaseStatement]:
         out = []
         for model in sorted(self.model_objects):
             call = next((c for stmt in self.graph for c in _calls_of(stmt, model)), None)
@@ -434,7 +453,7 @@ class ProgramConverter:
             line = cst.parse_statement(_RENDER.code_for_node(built))
             out.append(line.with_changes(trailing_whitespace=cst.TrailingWhitespace(
                 whitespace=cst.SimpleWhitespace("  "),
-                comment=cst.Comment("# create the weights before restoring them"))))
+                comment=cst.Comment(comment))))
         return out
 
     def _scope_filter(self, node) -> Optional[str]:
@@ -1036,7 +1055,7 @@ class ProgramConverter:
             raise Unmappable(f"var_list of {op.name}: no single model is named {op.var_prefix!r}")
         return trained
 
-    def _optimizer_builds(self) -> List[str]:
+    def _optimizer_builds(self, comment="# create its slots before restoring them") -> List[str]:
         """`optimizer.build(variables)` per optimizer: Keras 3 creates its slots lazily, and
         restored values only reach variables that exist (resuming training)."""
         lines = []
@@ -1051,7 +1070,7 @@ class ProgramConverter:
             if not trained:
                 raise Unmappable(f"cannot tell which variables {name} trains before restoring it")
             variables = " + ".join(f"{o}.trainable_variables" for o in trained)
-            lines.append(f"{name}.build({variables})  # create its slots before restoring them")
+            lines.append(f"{name}.build({variables})  {comment}")
         return lines
 
     # -- checks ---------------------------------------------------------------------------------
