@@ -110,7 +110,15 @@ class EstimatorModelFn(EstimatorModelFnFindings):
         from migrate.rules.model_classes import ModelClasses
         from migrate.rules.train_steps import trial_program_failures
 
-        after_models, _ = ModelClasses(self.options).rewrite(normalised, ctx)
+        # The trial runs on the taken-apart module: its programs' failure reasons are not the
+        # final module's (ModelClasses keeps them on ctx for the training-loop rewrite).
+        saved = ctx.__dict__.pop("program_failures", None)
+        try:
+            after_models, _ = ModelClasses(self.options).rewrite(normalised, ctx)
+        finally:
+            ctx.__dict__.pop("program_failures", None)
+            if saved is not None:
+                ctx.program_failures = saved
         left = [s.name.value for s in after_models.body
                 if isinstance(s, cst.FunctionDef) and s.name.value in model_fns]
         if left:

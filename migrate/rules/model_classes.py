@@ -99,7 +99,7 @@ class ModelClasses(ModelClassesFindings):
         functions, or by a training program the training-loop rewrite converts too. Otherwise the
         caller would keep TF1 code calling a class (half-converted) or a function that no longer
         exists (NameError); such functions are kept as they were and reported instead."""
-        from migrate.rules.train_steps import trial_convert_programs
+        from migrate.rules.train_steps import _trial_programs
 
         def staying() -> Set[str]:
             return {n for n, i in functions.items() if not i.external and n not in converted}
@@ -137,13 +137,22 @@ class ModelClasses(ModelClassesFindings):
                 return
             trial_module, _ = self._apply(module, ctx, positions, functions, converted, dict(failed),
                                           externals)
-            ok = trial_convert_programs(trial_module, ctx, self.options) \
-                if "TFM400" in getattr(ctx, "active_codes", ()) else set()
-            for caller in sorted(callers - ok):
+            outcome = _trial_programs(trial_module, ctx, self.options) \
+                if "TFM400" in getattr(ctx, "active_codes", ()) else {}
+            # The training rewrite's own reason, found with the models converted: once they are
+            # rolled back, the final run could only say that the program calls no model.
+            reasons = ctx.__dict__.setdefault("program_failures", {})
+            for caller, reason in outcome.items():
+                if reason is not None:
+                    reasons.setdefault(caller, reason)
+            blocked = callers - {name for name, reason in outcome.items() if reason is None}
+            for caller in sorted(blocked):
+                why = getattr(ctx, "program_failures", {}).get(caller)
                 for helper in sorted(functions[caller].calls_helpers):
                     if helper in converted:
                         rollback(helper, f"it is called by `{caller}`, which stays TF1 code "
-                                         "(the training-loop rewrite cannot migrate it yet)")
+                                         + (f"({why})" if why else
+                                            "(the training-loop rewrite cannot migrate it yet)"))
                         changed = True
             if not changed:
                 return

@@ -105,9 +105,11 @@ class TrainSteps(TrainStepsFindings):
                     # Training-mode fetches move nothing without batch norms.
                     plan.notes = [(code, message) for code, message in plan.notes if code != "TFM404"]
             except Unmappable as exc:
-                new_body.append(_mark(stmt, str(exc)))
+                # The model rewrite's trial saw why, with the models converted (ModelClasses._settle).
+                reason = getattr(ctx, "program_failures", {}).get(name) or str(exc)
+                new_body.append(_mark(stmt, reason))
                 findings.append(Finding(ctx.path, start, 1, "TFM401",
-                                        f"`{name}` left unchanged: {exc}"))
+                                        f"`{name}` left unchanged: {reason}"))
                 continue
             if getattr(self.options, "safe_only", False) and any(
                     code in _BEHAVIOUR_CODES for code, _ in plan.notes):
