@@ -24,7 +24,7 @@ so one mapping serves `check` (ast) and the rewrites (libcst).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 LAYERS_FUNCTION = "tf.layers.batch_normalization"
 LAYERS_CLASS = "tf.layers.BatchNormalization"

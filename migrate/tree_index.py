@@ -298,7 +298,6 @@ def _literal_all(tree) -> Optional[Tuple[str, ...]]:
 
 def _imported_modules(targets, index: TreeIndex) -> set:
     """Dotted names (and their packages) that the targets' import statements mention."""
-    import ast
     import re
 
     found = set()

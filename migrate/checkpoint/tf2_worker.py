@@ -353,7 +353,6 @@ def run(job):
         return result, {}
     os.makedirs(out, exist_ok=True)
     import shutil
-    written = []
     if "tf" in restored:
         for f in os.listdir(stage):
             if f.startswith("ckpt-") or f == "checkpoint":

@@ -21,7 +21,6 @@ from typing import Dict, List, Optional, Set
 
 import libcst as cst
 
-from migrate import bn_mapping
 from migrate.model_rewrite.layers import LAYER_APIS, LAYER_CLASS_APIS
 
 # Calls that mark a function as program code rather than model code.

@@ -299,7 +299,6 @@ def map_layer_call(api: str, args: Sequence[cst.Arg], keywords: Dict[str, object
         return _map_slim(api, args, keywords, resolve)
     bn_api = bn_mapping.API_BY_CANONICAL.get(api)
     if bn_api in (bn_mapping.LAYERS_FUNCTION, bn_mapping.CONTRIB):
-        bound = _bind(("inputs",), [a for a in args if a.keyword is None][:1])
         rest = {k: v for k, v in keywords.items()}
         for arg in args:
             if arg.keyword is not None:

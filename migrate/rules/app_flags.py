@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import ast
-from typing import Dict, List, Optional, Set, Tuple
+from typing import List, Optional, Set, Tuple
 
-from migrate.findings import BEHAVIOUR_CHANGE, EXACT, Finding
+from migrate.findings import BEHAVIOUR_CHANGE, EXACT
 from migrate.rules.base import RewriteRule
 
 FLAGS_MODULES = ("tensorflow.app.flags", "tensorflow.flags")

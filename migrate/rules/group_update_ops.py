@@ -1,5 +1,3 @@
-import ast
-
 from migrate.rules._update_ops import UPDATE_OPS_TOKENS, denotes_update_ops
 from migrate.rules.base import Rule
 

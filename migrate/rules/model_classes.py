@@ -743,7 +743,6 @@ class _CallerRewriter(cst.CSTTransformer):
                 if stmt is node:
                     self._index_stack = getattr(self, "_index_stack", [])
                     self._index_stack.append(index)
-                    node_is_top = True
                     break
         return super().on_visit(node)
 

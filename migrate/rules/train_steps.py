@@ -2,7 +2,6 @@ import ast
 from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from migrate.findings import BEHAVIOUR_CHANGE, EXACT, Finding
 from migrate.model_rewrite.analysis import dotted

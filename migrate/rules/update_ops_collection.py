@@ -1,5 +1,3 @@
-import ast
-
 from migrate.rules._update_ops import is_collection_read
 from migrate.rules.base import Rule
 

@@ -32,7 +32,6 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from migrate.cst_utils import bound_names, bound_names_in_order, names_read
-from migrate.model_rewrite.analysis import dotted
 from migrate.model_rewrite.layers import Unmappable
 
 ESTIMATOR_SPEC = "tensorflow.estimator.EstimatorSpec"

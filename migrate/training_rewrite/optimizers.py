@@ -14,7 +14,7 @@ defaults differ (measured on TF 2.21, see the rule docs of TFM400):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import libcst as cst
 

@@ -24,8 +24,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import (assigned_names as _assigned, bound_names, names_read as _names_in,
-                               target_names as _target_names)
+from migrate.cst_utils import assigned_names as _assigned, bound_names, names_read as _names_in
 from migrate.model_rewrite.analysis import dotted
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite.layers import Unmappable, literal, render

@@ -263,7 +263,6 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                           "flags": flag_phs, "grads": tf.gradients(rec["loss"], rec["vars"])})
 
     # fused batch norm ops (D1): per moving_variance, the rank-reduced element count n
-    fused = {}
     size_tensors = {}
     for op in graph.get_operations():
         if op.type.startswith("FusedBatchNorm") and "Grad" not in op.type:
@@ -494,7 +493,6 @@ def _add_synthetic_train_ops(tf, graph, fwd, meta):
             raise VerifyError("old %s() has no loss the analysis can pair and no float output "
                               "for verify's synthetic loss" % entry["old"])
         with graph.as_default():
-            before = set(op.name for op in graph.get_operations())
             loss = tf.add_n([tf.reduce_mean(tf.square(tf.cast(o, tf.float32))) for o in outs],
                             name="tfm_verify_synthetic_loss")
             # the UPDATE_OPS this call's feeds can run (not another call's or tower's)

@@ -11,7 +11,6 @@ Never import it in a process that uses Keras 3 (the hooks patch the TF1 stand-in
 
 import inspect
 import os
-import sys
 import traceback
 
 from migrate.verify import protocol
