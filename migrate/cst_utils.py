@@ -72,6 +72,28 @@ def names_read(node) -> Set[str]:
     return names
 
 
+def name_uses(node, names: Set[str]) -> int:
+    """How many times `node` reads one of `names` (as `names_read` sees reads: not attribute
+    names, not keyword-argument names)."""
+    count = [0]
+
+    class Uses(cst.CSTVisitor):
+        def visit_Name(self, name):
+            if name.value in names:
+                count[0] += 1
+
+        def visit_Attribute(self, attribute):
+            attribute.value.visit(self)
+            return False
+
+        def visit_Arg(self, arg):
+            arg.value.visit(self)
+            return False
+
+    node.visit(Uses())
+    return count[0]
+
+
 def keyword_arg(name: str, value: cst.BaseExpression) -> cst.Arg:
     """`name=value`, spaced as PEP 8 wants for keyword arguments (no spaces around `=`)."""
     return cst.Arg(value=value, keyword=cst.Name(name),

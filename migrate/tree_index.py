@@ -244,36 +244,48 @@ def _plain_classes(tree) -> Tuple[str, ...]:
 
 def class_refs_for(index: Optional["TreeIndex"], importer: Optional[str], module_ast) -> Dict[str, Tuple[str, str]]:
     """Local spelling -> (module, class) for the plain classes of indexed modules it imports."""
-    import ast
-
     if index is None or not index.classes or importer is None:
         return {}
-    found: Dict[str, Tuple[str, str]] = {}
+    return {spelling: (module, name) for spelling, _, module, name
+            in _imported_names(index, importer, module_ast, index.classes, when_computed=True)}
+
+
+def _imported_names(index: "TreeIndex", importer: str, module_ast, table, when_computed: bool):
+    """(local spelling, local module prefix or None, module, name) for each name of `table`
+    ({module: names}) that the imports of `module_ast` bind: `from m import x [as y]` -> y;
+    `from m import *` -> the public names or those a literal `__all__` lists (all of them, or
+    none, per `when_computed`, when `__all__` is computed); `import m` / `from pkg import m` ->
+    "m.x" with prefix "m"."""
+    import ast
+
     for node in module_ast.body:
         if isinstance(node, ast.ImportFrom):
             source = resolve_in_tree(index, importer, node.module, node.level)
-            names = index.classes.get(source, ())
+            names = table.get(source, ())
             for alias in node.names:
                 if alias.name == "*":
                     exports = index.exports.get(source)
                     for name in names:
-                        if exports is None and not name.startswith("_") or \
-                                exports is not None and (name in exports or exports == ("<computed>",)):
-                            found[name] = (source, name)
+                        if exports == ("<computed>",):
+                            bound = when_computed
+                        else:
+                            bound = name in exports if exports is not None else not name.startswith("_")
+                        if bound:
+                            yield name, None, source, name
                     continue
                 local = alias.asname or alias.name
                 if alias.name in names:
-                    found[local] = (source, alias.name)
+                    yield local, None, source, alias.name
                 full = f"{source}.{alias.name}" if source else alias.name
-                for name in index.classes.get(full, ()):
-                    found[f"{local}.{name}"] = (full, name)
+                for name in table.get(full, ()):
+                    yield f"{local}.{name}", local, full, name
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 source = resolve_in_tree(index, importer, alias.name, 0)
-                if source in index.classes and (alias.asname or "." not in alias.name):
-                    for name in index.classes[source]:
-                        found[f"{alias.asname or alias.name}.{name}"] = (source, name)
-    return found
+                if source in table and (alias.asname or "." not in alias.name):
+                    local = alias.asname or alias.name
+                    for name in table[source]:
+                        yield f"{local}.{name}", local, source, name
 
 
 def _literal_all(tree) -> Optional[Tuple[str, ...]]:
@@ -364,37 +376,14 @@ def externals_for(index: Optional[TreeIndex], importer: Optional[str], module_as
 
     `from ops import conv_bn_relu` -> {"conv_bn_relu": (helper, "ConvBnRelu")};
     `import ops` / `from . import ops` -> {"ops.conv_bn_relu": (helper, "ops.ConvBnRelu")}.
+    A star import from a module whose `__all__` is computed binds none of them here:
+    build_index blocks those helpers instead.
     """
-    import ast
-
     if index is None or not index.helpers or importer is None:
         return {}
     found: Dict[str, Tuple[ExternalHelper, str]] = {}
-    for node in module_ast.body:
-        if isinstance(node, ast.ImportFrom):
-            source = resolve_in_tree(index, importer, node.module, node.level)
-            if any(alias.name == "*" for alias in node.names):
-                # `from ops import *` binds the public names (or those `__all__` lists).
-                exports = index.exports.get(source)
-                if exports == ("<computed>",):
-                    continue  # unknown: build_index blocks these helpers instead
-                for name, helper in index.helpers.get(source, {}).items():
-                    if (name in exports) if exports is not None else not name.startswith("_"):
-                        found[name] = (helper, helper.class_name)
-                continue
-            for alias in node.names:
-                local = alias.asname or alias.name
-                if source in index.helpers and alias.name in index.helpers[source]:
-                    helper = index.helpers[source][alias.name]
-                    found[local] = (helper, helper.class_name)
-                full = f"{source}.{alias.name}" if source else alias.name
-                for name, helper in index.helpers.get(full, {}).items():
-                    found[f"{local}.{name}"] = (helper, f"{local}.{helper.class_name}")
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                source = resolve_in_tree(index, importer, alias.name, 0)
-                if source in index.helpers and (alias.asname or "." not in alias.name):
-                    local = alias.asname or alias.name
-                    for name, helper in index.helpers[source].items():
-                        found[f"{local}.{name}"] = (helper, f"{local}.{helper.class_name}")
+    for spelling, prefix, module, name in _imported_names(index, importer, module_ast, index.helpers,
+                                                          when_computed=False):
+        helper = index.helpers[module][name]
+        found[spelling] = (helper, f"{prefix}.{helper.class_name}" if prefix else helper.class_name)
     return found

@@ -23,8 +23,8 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from migrate import bn_mapping
-from migrate.cst_utils import (assigned_names, bound_names, keyword_arg as _kwarg, names_read,
-                               target_names as _target_names)
+from migrate.cst_utils import (assigned_names, bound_names, keyword_arg as _kwarg, name_uses,
+                               names_read, target_names as _target_names)
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite import analysis, fused_bn
 from migrate.model_rewrite.analysis import FunctionInfo, VARIABLE_SCOPES, dotted
@@ -477,7 +477,7 @@ class FunctionConverter:
             if (isinstance(value, cst.Dict) and len(assign.targets) == 1
                     and isinstance(assign.targets[0].target, cst.Name)):
                 local = assign.targets[0].target.value
-                uses = _name_uses(self.info.node, local)
+                uses = name_uses(self.info.node, {local})
                 consumers = self.normalizer_param_uses.get(local, 0)
                 if consumers and uses == consumers + 1:
                     # Only used as slim normalizer_params: the batch norms take its values.
@@ -993,26 +993,6 @@ def _expr(value) -> cst.BaseExpression:
     return value
 
 
-
-
-def _name_uses(func, name: str) -> int:
-    count = [0]
-
-    class V(cst.CSTVisitor):
-        def visit_Name(self, n):
-            if n.value == name:
-                count[0] += 1
-
-        def visit_Attribute(self, n):
-            n.value.visit(self)
-            return False
-
-        def visit_Arg(self, n):
-            n.value.visit(self)
-            return False
-
-    func.visit(V())
-    return count[0]
 
 
 def _normalizer_param_names(func) -> Dict[str, int]:

@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import bound_names, bound_names_in_order, names_read
+from migrate.cst_utils import bound_names, bound_names_in_order, name_uses, names_read
 from migrate.model_rewrite.layers import Unmappable
 
 ESTIMATOR_SPEC = "tensorflow.estimator.EstimatorSpec"
@@ -280,7 +280,7 @@ def _inline_in_function(func: cst.FunctionDef, model_fns: Dict[str, ModelFn], re
             stmts[0] = stmts[0].with_changes(leading_lines=updated.leading_lines)
             return cst.FlattenSentinel(stmts)
 
-    before = _count_names(func, set(model_fns))
+    before = name_uses(func, set(model_fns))
     func = func.visit(Inline())
     if before != len(specs):  # each inlined call leaves exactly one call of the network
         name = sorted(names_read(func) & set(model_fns))[0]
@@ -321,22 +321,6 @@ def _Substituted(substitutions):
             return updated
 
     return Substituted(substitutions)
-
-
-def _count_names(node, wanted: Set[str]) -> int:
-    count = []
-
-    class Count(cst.CSTVisitor):
-        def visit_Name(self, name):
-            if name.value in wanted:
-                count.append(name)
-
-        def visit_Attribute(self, attribute):
-            attribute.value.visit(self)
-            return False
-
-    node.visit(Count())
-    return len(count)
 
 
 def _bind(fn: ModelFn, call: cst.Call) -> Dict[str, cst.BaseExpression]:
