@@ -79,7 +79,7 @@ def test_model_fns_that_cannot_be_taken_apart_are_left_and_reported():
     source = LEFT_ALONE.read_text()
     result = migrate(source)
     reasons = {f.message.split("`")[1]: f.message for f in result.findings if f.code == "TFM411"}
-    assert "used other than as `spec = model_fn(...)`" in reasons["model_fn"]  # Estimator(model_fn=)
+    assert "handed to `tf.estimator.Estimator`" in reasons["model_fn"]
     assert "a return under a branch on something other than the mode" in reasons["branchy_model_fn"]
     # Only marker comments were added: every original line is still there, in order.
     assert [line for line in result.new_text.splitlines()

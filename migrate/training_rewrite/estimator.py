@@ -280,6 +280,7 @@ def _inline_in_function(func: cst.FunctionDef, model_fns: Dict[str, ModelFn], re
             stmts[0] = stmts[0].with_changes(leading_lines=updated.leading_lines)
             return cst.FlattenSentinel(stmts)
 
+    _refuse_estimator_driver(func, model_fns, resolve)
     before = name_uses(func, set(model_fns))
     func = func.visit(Inline())
     if before != len(specs):  # each inlined call leaves exactly one call of the network
@@ -300,6 +301,33 @@ def _inline_in_function(func: cst.FunctionDef, model_fns: Dict[str, ModelFn], re
     if names_read(func) & set(specs):
         raise Unmappable("an EstimatorSpec is used other than through its fields")
     return func
+
+
+def _refuse_estimator_driver(func: cst.FunctionDef, model_fns, resolve) -> None:
+    """A model_fn handed to `tf.estimator.Estimator` (or TPUEstimator) is run by the Estimator's
+    own train/evaluate/predict loops, which TF 2.16+ no longer has: say so, by name."""
+    for call in _calls(func):
+        callee = resolve(call.func) or ""
+        if not callee.startswith("tensorflow.") or not callee.endswith("Estimator"):
+            continue
+        for arg in call.args:
+            if isinstance(arg.value, cst.Name) and arg.value.value in model_fns:
+                raise Unmappable(
+                    f"`{arg.value.value}` is handed to `{callee.replace('tensorflow.', 'tf.', 1)}`, "
+                    "whose train/evaluate/predict loops TF 2.16+ no longer has; the rewrite "
+                    "migrates a model_fn called as `spec = model_fn(..., ModeKeys.X, ...)`: "
+                    "write that loop (or a Keras fit) by hand")
+
+
+def _calls(node):
+    found = []
+
+    class Calls(cst.CSTVisitor):
+        def visit_Call(self, call):
+            found.append(call)
+
+    node.visit(Calls())
+    return found
 
 
 def _Substituted(substitutions):
