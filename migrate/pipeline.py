@@ -74,12 +74,52 @@ def migrate_source(raw: bytes, path: str, rules: Sequence[Type[Rule]], options: 
 def _migrate(raw, path, rules, options, result, module_name=None) -> None:
     source = decode_source(raw)
     text = source.text
+
+    def run(text):
+        return _migrate_text(text, path, rules, options, module_name)
+
+    outcome = None
+    if options.rewrite and "Session" in text and any(r.code == "TFM400" for r in rules):
+        # A Session program at module level (or under `if __name__ == "__main__":`) is
+        # converted as if it were a function, or left marked (training_rewrite/module_program).
+        from migrate.training_rewrite.module_program import migrate_module_program
+
+        outcome = migrate_module_program(text, path, run, _resolver_for)
+    new_text, findings = outcome if outcome is not None else run(text)
+    if new_text is not None and new_text != text:
+        if text.endswith("\r") and not text.endswith("\r\n") and not new_text.endswith("\r"):
+            # libcst drops a final lone CR (old Mac line ending): put the byte back.
+            new_text += "\r"
+        _check_parses(new_text, path)
+        result.new_bytes = source.encode(new_text)
+        result.old_text, result.new_text = text, new_text
+    result.findings = findings
+
+
+def _resolver_for(tree):
+    from migrate.context import _walk
+    from migrate.names import ImportResolver
+
+    return ImportResolver(tree, _walk(tree)[0]).resolve
+
+
+def _migrate_text(text, path, rules, options, module_name=None):
+    """(the rewritten text, or None when unchanged; the sorted findings) of one module."""
     active = [rule_cls for rule_cls in rules if rule_cls.applies_to_text(text)]
-    if not active:
-        return
+    index = getattr(options, "tree_index", None) if options.rewrite else None
+    if index is not None and not any(m.rsplit(".", 1)[-1] in text for m in index.helpers):
+        index = None  # imports no module that provides helpers (a cheap text filter)
+    if not active and index is None:
+        return None, []
     tree = parse_python(text, path)
     ctx = ModuleContext(path, text, tree)
     ctx.module_name = module_name
+    if index is not None:
+        # A module that builds its models only from helpers of another file of the tree
+        # (pix2pix's model.py: `from ops import *`): the rules converting those apply too.
+        active = [r for r in rules if r in active or r.applies_to_tree(ctx, index)]
+        if not active:
+            return None, []
     if options.rewrite:  # the libcst half of a rule is loaded only by runs that rewrite
         active = [rule_cls.rewriting_class() for rule_cls in active]
     instances = [rule_cls(options) for rule_cls in active]
@@ -101,13 +141,6 @@ def _migrate(raw, path, rules, options, result, module_name=None) -> None:
             module, rule_fixed = rule.rewrite(module, ctx)
             fixed.extend(rule_fixed)
         new_text = module.code
-        if text.endswith("\r") and not text.endswith("\r\n") and not new_text.endswith("\r"):
-            # libcst drops a final lone CR (old Mac line ending): put the byte back.
-            new_text += "\r"
-        if new_text != text:
-            _check_parses(new_text, path)
-            result.new_bytes = source.encode(new_text)
-            result.old_text, result.new_text = text, new_text
         fixed_keys = {(f.line, f.col, f.code) for f in fixed}
         for rule, rule_findings in findings_by_rule.items():
             findings.extend(f for f in rule_findings if (f.line, f.col, f.code) not in fixed_keys)
@@ -115,7 +148,7 @@ def _migrate(raw, path, rules, options, result, module_name=None) -> None:
     else:
         for rule_findings in findings_by_rule.values():
             findings.extend(rule_findings)
-    result.findings = sorted(set(findings))
+    return (new_text if rewriters and new_text != text else None), sorted(set(findings))
 
 
 def _check_parses(text: str, path: str) -> None:

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Dict, List, Optional, Tuple
 
-LAYER_TOKENS = ("layers", "slim", "batch_norm", "BatchNormalization")
+LAYER_TOKENS = ("layers", "slim", "batch_norm", "BatchNormalization", "get_variable")
+# A function whose text has none of these creates no layer and no variable: calling it from a
+# Keras class (every step) is as safe as calling it once in a TF1 graph.
+_CREATING_TOKENS = LAYER_TOKENS + ("Variable", "keras")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ class TreeIndex:
     # module -> its plain top-level classes (TF1 wrapper classes the rewrite may convert): any
     # use by another module blocks them, since converted code never calls such objects.
     classes: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+    # module -> its top-level functions that create nothing (pix2pix's `lrelu`): a converted
+    # class may call them through `from module import *`.
+    plain: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
 
     def module_of(self, path: str) -> Optional[str]:
         return self.modules.get(os.path.realpath(path))
@@ -106,6 +112,7 @@ def build_index(targets, options) -> TreeIndex:
     for name in providers:
         index.exports[name] = _literal_all(modules[name].tree)
         index.classes[name] = _plain_classes(modules[name].tree)
+        index.plain[name] = _plain_functions(modules[name].tree)
     for _ in range(2 * len(modules) + 2):
         helpers = {}
         for name in providers:
@@ -152,17 +159,28 @@ class _ParsedModule:
                 text = decode_source(handle.read()).text
         except (OSError, SourceError):
             return None  # the file's own run reports the problem; the index just skips it
-        return cls(name, text, target.display) if "import" in text else None
+        if "import" not in text:
+            return None
+        if "Session" in text:
+            # A module-level Session program: seen as the file's own run first tries it, in a
+            # pseudo-function the training-loop rewrite converts (training_rewrite/module_program).
+            from migrate.pipeline import _resolver_for
+            from migrate.training_rewrite.module_program import wrapped_text
+
+            text = wrapped_text(text, _resolver_for) or text
+        return cls(name, text, target.display)
 
     def mentions(self, modules) -> bool:
         """Whether the text names one of `modules` (cheap filter before parsing)."""
         return any(m.rsplit(".", 1)[-1] in self.text for m in modules)
 
-    def _context(self):
+    def _context(self, index=None):
         from migrate.context import ModuleContext
 
         ctx = ModuleContext(self.display, self.text, self.tree)
         ctx.module_name = self.name
+        # options.tree_index is set once the index is built: meanwhile the context carries it.
+        ctx.plain_imports = plain_functions_for(index, self.name, self.tree)
         return ctx
 
     def helpers(self, index, options) -> Dict[str, ExternalHelper]:
@@ -173,7 +191,7 @@ class _ParsedModule:
         key = (tuple(sorted((k, v) for k, v in externals.items())), tuple(sorted(blocked.items())))
         if key not in self._helpers_cache:
             try:
-                records = convertible_functions(self.text, self._context(), options,
+                records = convertible_functions(self.text, self._context(index), options,
                                                 externals=externals, blocked=blocked)
             except Exception:  # the file's own run reports the problem; the index just skips it
                 records = []
@@ -197,13 +215,15 @@ class _ParsedModule:
         if key not in self._users_cache:
             found: Dict[Tuple[str, str], str] = {}
             try:
-                users = staying_external_users(self.text, self._context(), options, externals,
+                users = staying_external_users(self.text, self._context(index), options, externals,
                                                blocked) if externals else {}
             except Exception:
                 # Cannot tell which of its imports stay TF1: none of them may change.
                 users = {local: None for local in externals}
             for local, user in users.items():
                 helper = externals[local][0]
+                if user is not None and user.startswith("`_tfm_module_program"):
+                    user = "the module-level program"  # the pseudo-function of module_program
                 found[(helper.module, helper.name)] = (
                     f"it is used by {user} of module `{self.name}`, which stays TF1 code"
                     if user is not None else
@@ -240,6 +260,33 @@ def _plain_classes(tree) -> Tuple[str, ...]:
                  and not node.keywords
                  and all(isinstance(b, ast.Name) and b.id == "object" for b in node.bases)
                  and any(token in ast.unparse(node) for token in LAYER_TOKENS))
+
+
+def _plain_functions(tree) -> Tuple[str, ...]:
+    """Top-level functions whose code (and that of the module functions they call) names no
+    layer, variable or Keras API: they create nothing, whenever they run."""
+    import ast
+
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    plain = {name for name, node in functions.items()
+             if not any(token in ast.unparse(node) for token in _CREATING_TOKENS)}
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(plain):
+            called = {n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)}
+            if (called & set(functions)) - plain - {name}:
+                plain.discard(name)
+                changed = True
+    return tuple(sorted(plain))
+
+
+def plain_functions_for(index: Optional["TreeIndex"], importer: Optional[str], module_ast) -> set:
+    """Local spellings of the `_plain_functions` of indexed modules that `module_ast` imports."""
+    if index is None or not index.plain or importer is None:
+        return set()
+    return {spelling for spelling, _, _, _
+            in _imported_names(index, importer, module_ast, index.plain, when_computed=False)}
 
 
 def class_refs_for(index: Optional["TreeIndex"], importer: Optional[str], module_ast) -> Dict[str, Tuple[str, str]]:

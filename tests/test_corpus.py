@@ -39,7 +39,17 @@ PY2 = {"py2_print_script.py"}
 CONVERTS = {"conv_autoencoder.py", "mnist_deep_keep_prob.py", "resnet_block_functions.py",
             "l2_regularized_cnn.py",  # a local regularizer copied into __init__
             "resnet_v2_scope.py",
-            "estimator_cnn_model_fn.py"}  # through the estimator model_fn rewrite (TFM410)
+            "official_resnet_class.py",  # a network class: __call__ builds it (TFM300)
+            "estimator_cnn_model_fn.py",  # through the estimator model_fn rewrite (TFM410)
+            # GANs: module-level batch_norm wrapper objects -> sub-layers, get_variable helpers
+            # (`linear`, pix2pix's conv/deconv in ops.py) -> Layers with build(), var_lists
+            # filtered by variable name ('d_' in v.name, get_collection(..., scope='gen'))
+            "dcgan_bn_class.py", "dcgan_bn_class_layers.py", "gan_conv_transpose_auto_reuse.py",
+            "dcgan_split/model.py",
+            # slim nets: `with slim.arg_scope(net_arg_scope()):` around the net resolved into it
+            "slim_vgg_style.py", "slim_vgg_end_points.py", "slim_nchw.py",
+            # Session programs at module level / under `if __name__ == "__main__":` (TFM400)
+            "module_level_cnn_script.py", "if_main_mlp_script.py"}
 MARKER = re.compile(r"#\s*tf-migrate:\s*(TFM301|TFM401)\b")
 
 HALF_CONVERTED = ("caller rewrite edits a function it then marks TFM401 'left unchanged': "
@@ -67,8 +77,27 @@ UNVERIFIABLE_UNNAMED = ("verify exits 3: unnamed placeholders (`Placeholder`, `P
 UNVERIFIABLE_KEEP_PROB = ("verify exits 3: converted model's call(x, keep_prob) needs keep_prob, "
                           "verify cannot build it")
 
+UNVERIFIABLE_TWO_SCOPES = ("verify exits 1: `small_net` is built twice, under different variable "
+                           "scopes (two variable sets) and with is_training set by the caller's "
+                           "arg_scope, not by an argument; verify pairs the first TF1 call with "
+                           "the Keras model in inference mode and finds no Keras weights for "
+                           "`small_net_eval/...`")
+
+TWO_UPDATES_PER_STEP = ("verify exits 1 on the discriminator's batch-norm moving statistics only "
+                        "(losses, weights, gradients and outputs pass): TF1 ran two update ops "
+                        "of that batch norm in one sess.run (the discriminator called on real "
+                        "and fake data in training mode), in no fixed order; Keras updates them "
+                        "in program order. verify has no known divergence for it yet")
+TWO_UPDATES_AND_OTHER_CALLS = (TWO_UPDATES_PER_STEP + "; and the G step's UPDATE_OPS also ran "
+                               "the updates of the discriminator's call on real data, which "
+                               "g_loss does not use")
+
 XFAIL = {
     ("verify", "mnist_deep_keep_prob.py"): UNVERIFIABLE_KEEP_PROB,
+    ("verify", "dcgan_bn_class.py"): TWO_UPDATES_PER_STEP,
+    ("verify", "dcgan_bn_class_layers.py"): TWO_UPDATES_PER_STEP,
+    ("verify", "gan_conv_transpose_auto_reuse.py"): TWO_UPDATES_AND_OTHER_CALLS,
+    ("verify", "slim_nchw.py"): UNVERIFIABLE_TWO_SCOPES,
 }
 
 
@@ -125,7 +154,7 @@ def test_programs_that_convert(migrated):
     converts more)."""
     converted = set()
     for program in PROGRAMS:
-        if program in PY2 or "__main__" not in _source(CORPUS / program):
+        if program in PY2 or not re.search(r"__main__|\bSession\(", _source(CORPUS / program)):
             continue  # helper modules (dcgan_split/ops.py) are not programs
         out = _source(migrated["first"] / program)
         if out != _source(CORPUS / program) and not MARKER.search(out):
@@ -177,6 +206,8 @@ def test_left_unchanged_means_unchanged_and_reported(migrated, program):
     reported = {}
     for f in migrated["findings"][program]:
         if f["code"] in ("TFM301", "TFM401") and "left unchanged" in f["message"]:
+            if f["message"].startswith("the module-level program"):
+                continue  # marked above its first statement, not a function
             name = re.match(r"`(\w+)`", f["message"]).group(1)
             reported[name] = f
     assert set(marked) == set(reported), (marked, sorted(reported))

@@ -7,6 +7,7 @@ under plain TF 2.21 (no TF_USE_LEGACY_KERAS), and compared with the TF1 original
 legacy stand-in (../shared/acceptance/run_tf1.py).
 """
 
+import ast
 import json
 import subprocess
 import sys
@@ -78,7 +79,9 @@ def test_model_class_and_what_it_uses_are_left_marked_and_reported():
             assert lines[index + 1].startswith(("class ", "def "))
 
 
-def test_wrapper_with_more_than_a_batch_norm_is_left_with_the_reason(tmp_path):
+def test_wrapper_with_more_than_a_batch_norm_becomes_a_network_model(tmp_path):
+    """More than one batch norm in __call__: not a wrapper Layer, but a network class (its
+    __init__ only stores configuration): a Keras Model keeping __call__'s flag default."""
     source = tmp_path / "ops.py"
     source.write_text(textwrap.dedent('''
         import tensorflow as tf
@@ -93,9 +96,11 @@ def test_wrapper_with_more_than_a_batch_norm_is_left_with_the_reason(tmp_path):
                 h = tf.layers.conv2d(x, self.filters, 3, name=self.name + "_conv")
                 return tf.layers.batch_normalization(h, training=train, name=self.name + "_bn")
     '''))
-    result = migrate(source)
-    assert b"# tf-migrate: TFM301 left unchanged: __call__ does more than return one batch norm call\nclass conv_bn" \
-        in result.new_bytes
+    text = migrate(source).new_bytes.decode()
+    assert "class conv_bn(tf.keras.Model):" in text
+    assert "def __init__(self, filters, name, **kwargs):\n        kwargs.setdefault(\"name\", name)" in text
+    assert "    def call(self, x, training=True):\n        h = self.conv2d(x)\n" in text
+    assert "TFM301" not in text
 
 
 TF2_SCRIPT = r"""
@@ -216,3 +221,96 @@ def test_suppression_on_the_class_line_keeps_the_class(tmp_path):
     assert "class BatchNorm(tf.keras.layers.Layer):" in out
     findings = json.loads(result.stdout.decode())["files"][0]["findings"]
     assert not [f for f in findings if f["code"] in ("TFM301", "TFM901")], findings
+
+
+NETWORK = FIXTURES / "rewrite" / "tf1_network_class"
+NETWORK_LEFT = FIXTURES / "rewrite" / "tf1_network_class_left_alone"
+
+
+def test_network_class_becomes_a_keras_model_called_with_training():
+    """`__init__` stores configuration, `__call__(x, training, reuse)` builds the network: the
+    class keeps its name and constructor, reuse goes (one object is one set of variables), the
+    helper it calls converts with it, and the program trains it in a train step."""
+    result = migrate(NETWORK.with_suffix(".before.py"))
+    text = result.new_bytes.decode()
+    assert "class Encoder(tf.keras.Model):" in text
+    assert '    def __init__(self, units=4, name="encoder", **kwargs):\n' \
+           '        kwargs.setdefault("name", name)\n        super().__init__(**kwargs)\n' \
+           '        self.units = units\n' in text
+    assert "    def call(self, x, training=False):" in text
+    assert "    def vars(self):\n        return self.trainable_variables" in text
+    assert "class ConvBn(tf.keras.layers.Layer):" in text  # no longer held back by the class
+    assert "encoder(x, training=False)" in text and "reuse" not in text.split("def main")[1]
+    assert "def train_step(encoder, optimizer, images):" in text
+    assert not result.manual
+    fixed = {f.message.split(" became")[0] for f in result.findings if f.fixed and f.code == "TFM300"}
+    assert "`Encoder`" in fixed
+
+
+def test_network_classes_that_are_graph_code_stay_marked_with_the_reason():
+    result = migrate(NETWORK_LEFT.with_suffix(".before.py"))
+    reasons = {f.message.split("`")[1]: f.message for f in result.findings if f.code == "TFM301"}
+    assert "__init__ calls `tf.placeholder`" in reasons["Classifier"]
+    assert "stores self.hidden" in reasons["Stateful"]
+    assert "'d' in v.name" in reasons["Discriminator"]
+    text = result.new_bytes.decode()
+    assert text.count("# tf-migrate: TFM301") == 3 and "tf.keras" not in text
+
+
+def test_network_class_used_by_a_module_level_program_converts_with_it(tmp_path):
+    """The same program written at module level (no main()) converts as the function program
+    does (training_rewrite/module_program.py): the class, its helpers and the loop."""
+    source = NETWORK.with_suffix(".before.py").read_text()
+    body = source.split("def main():\n")[1].split("\n\nif __name__")[0]
+    flat = source.split("def main():\n")[0] + textwrap.dedent(body) + "\n"
+    path = tmp_path / "module_level.py"
+    path.write_text(flat)
+    text = migrate(path).new_bytes.decode()
+    assert "tf.keras.Model" in text and "tf.Session" not in text
+    assert "# tf-migrate: TFM301" not in text and "_tfm_module_program" not in text
+    assert not any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in ast.parse(text).body)
+
+
+WRAPPER_OBJECTS = FIXTURES / "rewrite" / "module_wrapper_objects"
+
+
+def test_wrapper_objects_become_sub_layers_of_their_one_model(tmp_path):
+    """DCGAN-tensorflow: `g_bn0 = batch_norm(name='g_bn0')` at module level, called by one model
+    function: made in that model's __init__ by the same call, the assignment gone, the class a
+    Keras Layer; the TF1 scope of its batch norm stays `<model>/g_bn0`."""
+    path = tmp_path / "gan.py"
+    path.write_bytes(WRAPPER_OBJECTS.with_suffix(".before.py").read_bytes())
+    text = migrate(path).new_bytes.decode()
+    tree = ast.parse(text)
+    assigned = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                if isinstance(t, ast.Name)}
+    assert not assigned & {"g_bn0", "d_bn1"}
+    assert "self.g_bn0 = batch_norm(name='g_bn0')" in text
+    assert "self.d_bn1 = batch_norm(epsilon=1e-3, name='d_bn1')" in text  # the call as written
+    assert "class batch_norm(tf.keras.layers.Layer)" in text
+    assert "    scope.reuse_variables()" not in text and "tf-migrate: TFM30" not in text
+
+
+def test_wrapper_object_of_a_model_left_unchanged_keeps_its_class_tf1(tmp_path):
+    """All or nothing: the model that calls the object stays TF1 code (its caller does), so the
+    object stays and so does its class -- a TF1 function never calls a Keras layer."""
+    source = WRAPPER_OBJECTS.with_suffix(".before.py").read_text().replace(
+        "linear(tf.layers.flatten(h1), 1, 'd_h1_lin')",
+        "tf.layers.dense(tf.layers.flatten(h1), 1, name='d_h1_lin')")
+    source += ("\n\ndef build(z):\n    out = generator(z)\n"
+               "    tf.add_to_collection('outputs', out)\n    return out\n")
+    path = tmp_path / "gan.py"
+    path.write_text(source)
+    result = migrate(path)
+    text = result.new_bytes.decode()
+    reasons = {f.message.split("`")[1]: f.message for f in result.findings if f.code == "TFM301"}
+    assert "it is called by `build`, which stays TF1 code" in reasons["generator"]
+    # the discriminator would convert, but its `d_bn1` needs the class converted, and the
+    # class's other object `g_bn0` stays with the generator
+    assert reasons["discriminator"].endswith(
+        "it uses `d_bn1`, an object of the TF1 class `batch_norm`, and its object `g_bn0` stays "
+        "TF1 code")
+    assert "which stays TF1 code" in reasons["batch_norm"] and "its object `" in reasons["batch_norm"]
+    assert "g_bn0 = batch_norm(name='g_bn0')\n" in text
+    assert "d_bn1 = batch_norm(epsilon=1e-3, name='d_bn1')\n" in text
+    assert "class batch_norm(object)" in text and "tf.keras" not in text

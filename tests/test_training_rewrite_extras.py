@@ -147,3 +147,88 @@ def main(noise, real):
     left = migrate(source.replace("GENERATOR_FILTER", "g_"))
     assert not any(f.code == "TFM400" and f.fixed for f in left.findings)
     assert "tf.Session()" in (left.new_text or source)
+
+
+GAN_BY_NAMES = '''import tensorflow as tf
+
+
+def generator(z, train=True):
+    with tf.variable_scope("generator"):
+        net = tf.layers.dense(z, 8, name="g_fc")
+        net = tf.layers.batch_normalization(net, training=train, name="g_bn")
+        return tf.layers.dense(net, 8, name="g_out")
+
+
+def discriminator(x, reuse=False):
+    with tf.variable_scope("discriminator", reuse=reuse):
+        return tf.layers.dense(tf.layers.dense(x, 4, name="d_fc"), 1, name="d_out")
+
+
+def main(noise, real):
+    z = tf.placeholder(tf.float32, [None, 4])
+    x = tf.placeholder(tf.float32, [None, 8])
+    fake = generator(z)
+
+    def sce(logits, labels):
+        return tf.nn.sigmoid_cross_entropy_with_logits(logits=logits, labels=labels)
+
+    d_real = discriminator(x)
+    d_fake = discriminator(fake, reuse=True)
+    d_loss = tf.reduce_mean(sce(d_real, tf.ones_like(d_real)) + sce(d_fake, tf.zeros_like(d_fake)))
+    g_loss = tf.reduce_mean(sce(d_fake, tf.ones_like(d_fake)))
+    D_FILTER
+    G_FILTER
+    d_op = tf.train.AdamOptimizer(1e-3).minimize(d_loss, var_list=d_vars)
+    g_op = tf.train.AdamOptimizer(1e-3).minimize(g_loss, var_list=g_vars)
+    with tf.Session() as sess:
+        tf.global_variables_initializer().run()
+        sess.run(d_op, {z: noise, x: real})
+        sess.run(g_op, {z: noise})
+'''
+
+
+def _gan(d_filter, g_filter):
+    text = GAN_BY_NAMES.replace("D_FILTER", d_filter).replace("G_FILTER", g_filter)
+    result = migrate_source(text.encode(), "gan.py", ALL_RULES, Options(rewrite=True))
+    assert result.error is None, result.error
+    return result
+
+
+@pytest.mark.parametrize("d_filter, g_filter", [
+    # DCGAN-tensorflow: a substring of the layer names the model rewrite keeps
+    ("t_vars = tf.trainable_variables()\n    d_vars = [v for v in t_vars if 'd_' in v.name]",
+     "g_vars = [v for v in tf.trainable_variables() if 'g_' in v.name]"),
+    # the collection filtered by scope (re.match: a prefix), and trainable_variables(scope)
+    ("d_vars = tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope='discriminator')",
+     "g_vars = tf.trainable_variables('gen')"),
+    # the global variables: only the trainable ones among them get gradients
+    ("d_vars = [v for v in tf.global_variables() if v.name.startswith('discriminator/')]",
+     "g_vars = tf.get_collection(tf.GraphKeys.GLOBAL_VARIABLES, 'generator')"),
+])
+def test_var_list_filters_map_to_the_models_by_tf1_variable_names(d_filter, g_filter):
+    result = _gan(d_filter, g_filter)
+    text = result.new_text
+    assert "tf.Session" not in text and "tf-migrate: TFM401" not in text, text
+    steps = dict(re.findall(r"def (train_\w+_step)\(.*?\n(?:.*\n)*?    variables = (.*)", text))
+    assert steps == {"train_d_op_step": "discriminator.trainable_variables",
+                     "train_g_op_step": "generator.trainable_variables"}, steps
+    # the program's own loss helper is defined again in each step; `initializer().run()` goes
+    assert text.count("    def sce(logits, labels):") >= 2
+    assert "global_variables_initializer" not in text
+    # generator(z) built with train=True in TF1: the step passes the default explicitly
+    assert "fake = generator(z, training=True)" in text
+
+
+@pytest.mark.parametrize("d_filter, reason", [
+    # 'fc' is in d_fc's names but not in d_out's: only some of the discriminator's variables
+    ("d_vars = [v for v in tf.trainable_variables() if 'fc' in v.name]",
+     "are only some of the variables of `discriminator`"),
+    # a scope with regex characters is a pattern, not a name
+    ("d_vars = tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope='disc.*')",
+     "with a list the rewrite cannot map to a model"),
+])
+def test_var_list_filter_selecting_part_of_a_model_leaves_the_program(d_filter, reason):
+    result = _gan(d_filter, "g_vars = [v for v in tf.trainable_variables() if 'g_' in v.name]")
+    left = [f for f in result.findings if f.code == "TFM401"]
+    assert left and reason in left[0].message, [f.message for f in result.findings]
+    assert "tf.Session()" in (result.new_text or "")

@@ -99,8 +99,8 @@ def _build(tf, model):
                     raise VerifyError("old program has no function %r" % pair["old"])
                 wrap_model_function(module, pair["old"])
             entry = model.get("old_entry") or "main"
-            fn = getattr(module, entry, None)
-            if not callable(fn):
+            fn = protocol.entry_function(module, model.get("old_entry"))
+            if fn is None:
                 raise VerifyError("old program has no entry function %r" % entry)
             STATE.block_sessions = True
             try:

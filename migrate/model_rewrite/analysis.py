@@ -31,6 +31,7 @@ PROGRAM_MARKERS = (
     "tensorflow.metrics.", "tensorflow.summary.", "tf_slim.learning.",
 )
 VARIABLE_SCOPES = ("tensorflow.variable_scope", "tensorflow.name_scope")
+GET_VARIABLE = "tensorflow.get_variable"
 TRAINING_KEYWORDS = ("training", "is_training")
 
 
@@ -67,6 +68,14 @@ class FunctionInfo:
     # `scope or 'x'` names the scope 'x' (a second call shares its variables); default_name='x'
     # makes TF1 uniquify it ('x_1'), so each call builds new variables.
     scope_default_shared: bool = False
+    scope_as: Optional[str] = None  # `with tf.variable_scope(...) as sc:` (sc.name, end_points)
+    # slim arg_scope defaults every call site runs it under (arg_scopes.inherit), or why not.
+    inherited_scopes: list = field(default_factory=list)
+    arg_scope_conflict: Optional[str] = None
+    # id(call) -> the value a caller's `*_arg_scope(is_training=...)` gives the model's batch
+    # norms: the class takes `training`, and that call passes `training=<value>`.
+    scope_training: dict = field(default_factory=dict)
+    arg_scope_functions: dict = field(default_factory=dict)  # the module's `*_arg_scope()`s
     # Two builds of this function share variables in TF1: `reuse` is a parameter, the scope has
     # reuse=tf.AUTO_REUSE/True, or its name is a literal (a second build with a literal scope
     # either reused the variables or failed), so every caller site uses one Keras object.
@@ -87,10 +96,14 @@ class FunctionInfo:
 class _Uses(cst.CSTVisitor):
     """Collect, for one function, the facts the classification needs."""
 
-    def __init__(self, resolve, module_functions: Set[str]):
+    def __init__(self, resolve, module_functions: Set[str], wrapper_objects=None):
         self.resolve = resolve
         self.module_functions = module_functions
+        # Module-level batch-norm wrapper objects (usage.WrapperObject by name): layer calls.
+        self.wrapper_objects = wrapper_objects or {}
         self.builds_layers = False
+        self.layer_calls = 0  # tf.layers/slim/Keras layers and helper calls
+        self.variable_calls = 0  # tf.get_variable (DCGAN/pix2pix ops: linear, conv, deconv)
         self.program = False
         self.helpers: Set[str] = set()
         self.training_values: List[cst.BaseExpression] = []
@@ -114,8 +127,15 @@ class _Uses(cst.CSTVisitor):
                 for arg in node.args:
                     if arg.keyword is None or arg.keyword.value not in ("name", "axis", "dtype"):
                         self.op_arguments |= _all_names(arg.value)
+            if api == GET_VARIABLE:
+                # A weight the helper creates itself: a Keras Layer creating it in build().
+                self.builds_layers = True
+                self.variable_calls += 1
+                for arg in node.args:
+                    self.ctor_arguments |= _all_names(arg.value)
             if api in LAYER_APIS:
                 self.builds_layers = True
+                self.layer_calls += 1
                 positional = [a for a in node.args if a.keyword is None]
                 if positional:
                     self.tensor_exprs.append(positional[0].value)
@@ -127,6 +147,13 @@ class _Uses(cst.CSTVisitor):
                         self.tensor_exprs.append(arg.value)
             if api in LAYER_CLASS_APIS:
                 self.builds_layers = True
+            if api == "tf_slim.repeat":  # slim.repeat(net, 2, slim.conv2d, 64, [3, 3], scope=...)
+                self.builds_layers = True
+                positional = [a for a in node.args if a.keyword is None]
+                if positional:
+                    self.tensor_exprs.append(positional[0].value)
+                for arg in node.args[1:]:
+                    self.ctor_arguments |= _all_names(arg.value)
             if api in VARIABLE_SCOPES:
                 for arg in node.args:
                     if arg.keyword is not None and arg.keyword.value == "reuse":
@@ -140,6 +167,17 @@ class _Uses(cst.CSTVisitor):
             positional = [a for a in node.args if a.keyword is None]
             if positional:
                 self.tensor_exprs.append(positional[0].value)
+        if isinstance(node.func, cst.Name) and node.func.value in self.wrapper_objects:
+            # `g_bn0(h, train=train)`: a batch norm on its input; its flag is the training one.
+            obj = self.wrapper_objects[node.func.value]
+            self.builds_layers = True
+            for index, arg in enumerate(node.args):
+                target = arg.keyword.value if arg.keyword is not None else (
+                    obj.call_params[index] if index < len(obj.call_params) else None)
+                if target is not None and obj.call_params and target == obj.call_params[0]:
+                    self.tensor_exprs.append(arg.value)
+                elif target is not None and target == obj.training_param:
+                    self.training_values.append(arg.value)
         key = dotted(node.func)
         if key is not None and key in self.module_functions:
             self.helpers.add(key)
@@ -207,9 +245,11 @@ def _param_of(expr, params) -> Optional[str]:
     return expr.value if isinstance(expr, cst.Name) and expr.value in params else None
 
 
-def analyse_module(module: cst.Module, resolve, externals=None) -> Dict[str, FunctionInfo]:
+def analyse_module(module: cst.Module, resolve, externals=None,
+                   wrapper_objects=None) -> Dict[str, FunctionInfo]:
     """Model functions of `module`; `externals` are helpers imported from other modules of the
-    tree ({local callable name: (tree_index.ExternalHelper, class spelling here)})."""
+    tree ({local callable name: (tree_index.ExternalHelper, class spelling here)});
+    `wrapper_objects` the module-level batch-norm wrapper objects (usage.WrapperObject)."""
     functions: Dict[str, FunctionInfo] = {}
     for stmt in module.body:
         if isinstance(stmt, cst.FunctionDef) and not stmt.asynchronous:
@@ -235,7 +275,7 @@ def analyse_module(module: cst.Module, resolve, externals=None) -> Dict[str, Fun
     for name, info in functions.items():
         if info.external:
             continue
-        visitor = _Uses(resolve, names - {name})
+        visitor = _Uses(resolve, names - {name}, wrapper_objects)
         info.node.visit(visitor)
         uses[name] = visitor
         info.calls_helpers = visitor.helpers
@@ -271,8 +311,13 @@ def analyse_module(module: cst.Module, resolve, externals=None) -> Dict[str, Fun
         # A model nothing else in the module builds on is a model the program uses.
         if info.is_model and not info.external and name not in called_by_models:
             info.called_from_program = True
+    from migrate.model_rewrite import arg_scopes
+
+    arg_scopes.inherit(module, functions, resolve)
+    scope_functions = arg_scopes.arg_scope_functions(module, resolve)
     taken = set(names)
     for name, info in functions.items():
+        info.arg_scope_functions = scope_functions
         if info.is_model and not info.external:
             info.base = "tf.keras.Model" if info.called_from_program else "tf.keras.layers.Layer"
             class_name = camel_case(name)
@@ -302,31 +347,41 @@ def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> Non
         _find_mode_flag(info, uses)
     info.reuse_params = {p for p in (_param_of(v, params) for v in uses.reuse_values) if p}
 
-    body = _body_statements(info.node)
-    if len(body) == 1 and isinstance(body[0], cst.With) and len(body[0].items) == 1:
-        scope_call = body[0].items[0].item
-        if isinstance(scope_call, cst.Call) and resolve(scope_call.func) in VARIABLE_SCOPES \
-                and body[0].items[0].asname is None:
-            positional = [a.value for a in scope_call.args if a.keyword is None]
-            keywords = {a.keyword.value: a.value for a in scope_call.args if a.keyword is not None}
-            name = positional[0] if positional else keywords.get("name_or_scope")
-            default = positional[1] if len(positional) > 1 else keywords.get("default_name")
-            # `variable_scope(scope or 'net')` is `variable_scope(scope, 'net')`.
-            if isinstance(name, cst.BooleanOperation) and isinstance(name.operator, cst.Or) \
-                    and isinstance(name.right, cst.SimpleString) and default is None:
-                name, default = name.left, name.right
-                info.scope_default_shared = True
-            if name is not None:
-                info.scope_name = name
-                info.scope_param = _param_of(name, params)
-                if isinstance(default, cst.SimpleString):
-                    info.scope_default = default
-                reuse = keywords.get("reuse")
-                info.shares_variables = (
-                    isinstance(name, (cst.SimpleString, cst.ConcatenatedString))
-                    or info.scope_default_shared
-                    or (reuse is not None and (resolve(reuse) == "tensorflow.AUTO_REUSE"
-                                               or (isinstance(reuse, cst.Name) and reuse.value == "True"))))
+    scope_with = whole_body_scope(info.node, resolve, set(functions))
+    if scope_with is not None:
+        scope_call = scope_with.items[0].item
+        positional = [a.value for a in scope_call.args if a.keyword is None]
+        keywords = {a.keyword.value: a.value for a in scope_call.args if a.keyword is not None}
+        name = positional[0] if positional else keywords.get("name_or_scope")
+        default = positional[1] if len(positional) > 1 else keywords.get("default_name")
+        # `variable_scope(scope or 'net')` is `variable_scope(scope, 'net')`.
+        if isinstance(name, cst.BooleanOperation) and isinstance(name.operator, cst.Or) \
+                and isinstance(name.right, cst.SimpleString) and default is None:
+            name, default = name.left, name.right
+            info.scope_default_shared = True
+        if name is not None:
+            info.scope_name = name
+            info.scope_param = _param_of(name, params)
+            asname = scope_with.items[0].asname
+            info.scope_as = asname.name.value if asname is not None else None
+            handle = reuse_handle_statements(scope_with, params)
+            if handle is not None:
+                # DCGAN's `if reuse: scope.reuse_variables()`: a reuse flag, variables shared.
+                info.reuse_params |= {p for _, p in handle if p is not None}
+                info.shares_variables = True
+            if isinstance(default, cst.SimpleString):
+                info.scope_default = default
+            # `def vgg_a(inputs, ..., scope='vgg_a')`: uncalled with a scope, the scope is
+            # the parameter's default; default_name only names it when that is None.
+            param_default = info.defaults.get(info.scope_param) if info.scope_param else None
+            if isinstance(param_default, cst.SimpleString):
+                info.scope_default = param_default
+            reuse = keywords.get("reuse")
+            info.shares_variables = info.shares_variables or (
+                isinstance(name, (cst.SimpleString, cst.ConcatenatedString))
+                or info.scope_default_shared
+                or (reuse is not None and (resolve(reuse) == "tensorflow.AUTO_REUSE"
+                                           or (isinstance(reuse, cst.Name) and reuse.value == "True"))))
     info.shares_variables = info.shares_variables or bool(info.reuse_params)
 
     # Tensor parameters: backward closure from the layers' input positions through assignments.
@@ -351,10 +406,79 @@ def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> Non
             tensors.add(name)
         for value in uses.assignments.get(name, []):
             worklist.extend(_names_in_tensor_position(value))
-    tensors |= (set(params) & uses.op_arguments) - uses.ctor_arguments
+    if uses.variable_calls and not uses.layer_calls and not uses.helper_calls and params:
+        # A tf.get_variable helper (`conv(batch_input, out_channels, stride)`): its input is the
+        # first parameter (its shape may size the weights); the rest configure it (a stride
+        # passed to tf.nn.conv2d included).
+        tensors = {params[0]} & (tensors | uses.op_arguments)
+    else:
+        tensors |= (set(params) & uses.op_arguments) - uses.ctor_arguments
     special = {info.training_param, info.scope_param, info.mode_param} | info.reuse_params
     info.tensor_params = [p for p in params if p in tensors and p not in special]
     info.config_params = [p for p in params if p not in tensors and p not in special]
+
+
+def whole_body_scope(func: cst.FunctionDef, resolve, module_functions: Set[str]) -> Optional[cst.With]:
+    """The `with tf.variable_scope(...)` that holds every layer the function builds: the only
+    top-level statement that builds layers or calls a module function (the slim nets set up
+    `end_points = {}` before it and `return net, end_points` after it)."""
+    body = _body_statements(func)
+    scopes = [s for s in body if isinstance(s, cst.With) and len(s.items) == 1
+              and isinstance(s.items[0].item, cst.Call)
+              and resolve(s.items[0].item.func) in VARIABLE_SCOPES
+              and (s.items[0].asname is None or (isinstance(s.items[0].asname.name, cst.Name) and
+                                                  resolve(s.items[0].item.func) == VARIABLE_SCOPES[0]))]
+    if len(scopes) != 1:
+        return None
+    if any(s is not scopes[0] and _builds(s, resolve, module_functions) for s in body):
+        return None
+    return scopes[0]
+
+
+def _builds(node, resolve, module_functions: Set[str]) -> bool:
+    """Whether `node` calls a layer, slim.repeat or a function of the module."""
+    found = []
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, call):
+            api = resolve(call.func)
+            if api in LAYER_APIS or api in LAYER_CLASS_APIS or api == "tf_slim.repeat" \
+                    or dotted(call.func) in module_functions or (
+                    isinstance(call.func, cst.Call) and resolve(call.func.func) in LAYER_CLASS_APIS):
+                found.append(call)
+
+    node.visit(V())
+    return bool(found)
+
+
+def reuse_handle_statements(with_stmt: cst.With, params) -> Optional[List[tuple]]:
+    """For `with tf.variable_scope(...) as scope:` opening with DCGAN's `if reuse:
+    scope.reuse_variables()` (or a bare `scope.reuse_variables()`): [(statement, the reuse
+    parameter or None)]; else None. In Keras calling the same object again is the reuse, so
+    the converter drops these statements."""
+    asname = with_stmt.items[0].asname if len(with_stmt.items) == 1 else None
+    if asname is None or not isinstance(asname.name, cst.Name) or \
+            not isinstance(with_stmt.body, cst.IndentedBlock):
+        return None
+    handle = asname.name.value
+
+    def reuse_call(stmt) -> bool:
+        return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+                and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, cst.Call)
+                and not stmt.body[0].value.args
+                and dotted(stmt.body[0].value.func) == f"{handle}.reuse_variables")
+
+    found = []
+    for stmt in with_stmt.body.body:
+        if reuse_call(stmt):
+            found.append((stmt, None))
+        elif isinstance(stmt, cst.If) and stmt.orelse is None and isinstance(stmt.test, cst.Name) \
+                and stmt.test.value in params and isinstance(stmt.body, cst.IndentedBlock) \
+                and len(stmt.body.body) == 1 and reuse_call(stmt.body.body[0]):
+            found.append((stmt, stmt.test.value))
+        else:
+            break
+    return found or None
 
 
 def _find_mode_flag(info: FunctionInfo, uses: _Uses) -> None:

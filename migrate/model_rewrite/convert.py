@@ -26,13 +26,17 @@ from migrate import bn_mapping
 from migrate.cst_utils import (assigned_names, bound_names, keyword_arg as _kwarg, name_uses,
                                names_read, target_names as _target_names)
 from migrate.tf1_calls import TF1CallFixer
-from migrate.model_rewrite import analysis, fused_bn
-from migrate.model_rewrite.analysis import FunctionInfo, VARIABLE_SCOPES, dotted
+from migrate.model_rewrite import analysis, arg_scopes, fused_bn
+from migrate.model_rewrite.analysis import FunctionInfo, GET_VARIABLE, VARIABLE_SCOPES, dotted
+# LayerRecord.keras_class of a tf.get_variable weight: its tf1_name is the variable's own name.
+from migrate.model_rewrite.weights import VARIABLE_RECORD
 from migrate.model_rewrite.layers import (LAYER_APIS, LAYER_CLASS_APIS, KerasLayer, Unmappable,
                                           literal, map_batch_norm_layer, map_initializer, map_layer_call,
                                           map_regularizer, render)
 
 ARG_SCOPE = "tf_slim.arg_scope"
+REPEAT = "tf_slim.repeat"
+CONVERT_COLLECTION = "tf_slim.utils.convert_collection_to_dict"
 _PURE_BUILTINS = {"int", "float", "bool", "str", "len", "min", "max", "abs", "round", "tuple", "list",
                   "dict", "range", "sum"}
 CONTROL_DEPENDENCIES = "tensorflow.control_dependencies"
@@ -130,7 +134,10 @@ class FunctionConverter:
         self.loop: Optional[_Loop] = None
         self.loop_locals: Set[str] = set()
         self.scope_prefix: List[str] = []
-        self.arg_scopes: List[Tuple[List[str], Dict[str, cst.BaseExpression]]] = []
+        # Defaults of the slim.arg_scopes around the layers: those every caller enters (dynamic
+        # in TF1, see arg_scopes.inherit), then the function's own, inner ones last.
+        self.arg_scopes: List[Tuple[List[str], Dict[str, cst.BaseExpression]]] = [
+            (list(ops), keywords) for ops, keywords in info.inherited_scopes]
         self.local_layers: Dict[str, str] = {}  # local name of a class-form layer -> attr
         self.tensor_names: Set[str] = set(info.tensor_params)
         self.condition_target: Optional[List] = None  # init items list while inside a config `if`
@@ -145,6 +152,21 @@ class FunctionConverter:
         # __init__, where the layers that take them are created; their statements in call().
         self.hoisted: Set[str] = set()
         self.hoisted_statements: List[cst.BaseStatement] = []
+        # slim end_points: `end_points_collection = sc.original_name_scope + '_end_points'`
+        # names a collection the layers in `outputs_collections=` add their outputs to; it
+        # becomes a dict of the outputs keyed by their TF1 names.
+        self.collections: Set[str] = set()
+        # Module-level batch-norm wrapper objects this function alone calls (usage.WrapperObject
+        # by name): each becomes a sub-layer made in __init__ by the same constructor call.
+        self.wrapper_objects: Dict[str, object] = {}
+        # `matrix = tf.get_variable("Matrix", [shape[1], output_size], ...)`: local -> the
+        # attribute build() creates with add_weight; statements computing from the input's
+        # shape (`shape = input_.get_shape().as_list()`) that build() runs too.
+        self.variables: Dict[str, str] = {}
+        self.shape_statements: List[Tuple[Set[str], str]] = []
+        self.shape_locals: Set[str] = set()
+        self.shape_statements_built = False
+        self.collected: List[Tuple[cst.Call, str, str]] = []  # (TF1 call, collection, TF1 name)
 
     # -- helpers --------------------------------------------------------------------------------
     def resolve(self, node) -> Optional[str]:
@@ -326,7 +348,8 @@ class FunctionConverter:
         keras_class = _TF_LAYER_CLASSES[api]
         return KerasLayer(keras_class, args, None, tf1_name=name, auto_name=keras_class.lower())
 
-    def helper_call(self, helper: FunctionInfo, call: cst.Call) -> cst.BaseExpression:
+    def helper_call(self, helper: FunctionInfo, call: cst.Call,
+                    original: Optional[cst.Call] = None) -> cst.BaseExpression:
         if any(a.star for a in call.args):
             raise Unmappable(f"*args in a call of {helper.name}")
         bound: Dict[str, cst.BaseExpression] = {}
@@ -345,6 +368,11 @@ class FunctionConverter:
                            auto_name=helper.name)
         if helper.training_param is not None:
             layer.training = bound.get(helper.training_param, helper.defaults.get(helper.training_param))
+        elif helper.scope_training:
+            # `with slim.arg_scope([slim.batch_norm], is_training=is_training):` around the call.
+            if id(original) not in helper.scope_training:
+                raise Unmappable(f"no arg_scope training flag recorded for this call of {helper.name}")
+            layer.training = helper.scope_training[id(original)]
         elif helper.mode_param is not None and helper.mode_param in bound:
             layer.training = cst.parse_expression(
                 helper.mode_template.format(render(bound[helper.mode_param])))
@@ -355,6 +383,32 @@ class FunctionConverter:
         if layer.training is not None:
             args.append(_kwarg("training", layer.training))
         return cst.Call(ref, args)
+
+    def wrapper_object_call(self, obj, call: cst.Call) -> cst.BaseExpression:
+        """`g_bn0(h, train=train)` -> `self.g_bn0(h, train=train)`, with `self.g_bn0 =
+        batch_norm(name='g_bn0')` in __init__: the object's batch norm is created once per
+        model, as TF1 created its variables once in the model's scope. Arguments after the
+        input go by keyword (Keras 3 refuses non-tensor positional arguments)."""
+        if self.loop is not None:
+            raise Unmappable(f"`{obj.name}`, an object of the TF1 class `{obj.class_name}`, is "
+                             "called in a loop (one object, several TF1 variable sets)")
+        if any(a.star for a in call.args):
+            raise Unmappable(f"*args in a call of `{obj.name}`")
+        args = []
+        for index, arg in enumerate(call.args):
+            if arg.keyword is None and index > 0:
+                if index >= len(obj.call_params):
+                    raise Unmappable(f"too many arguments in a call of `{obj.name}`")
+                arg = _kwarg(obj.call_params[index], arg.value)
+            args.append(arg.with_changes(comma=cst.MaybeSentinel.DEFAULT))
+        attr = self._new_attr(obj.name)
+        self._target_items().append(("stmt", f"self.{attr} = {obj.constructor}"))
+        if self.conditional_attrs is not None:
+            self.conditional_attrs.append(attr)
+        tf1_name = "/".join(self.scope_prefix + [obj.tf1_name]) if obj.tf1_name else None
+        self.layers.append(LayerRecord(attr, obj.class_name, tf1_name,
+                                       weight_names={"gamma": "gamma", "beta": "beta"}))
+        return cst.Call(cst.Attribute(cst.Name("self"), cst.Name(attr)), args)
 
     def register_helper(self, layer: KerasLayer, helper: FunctionInfo):
         name_expr, name_text, tf1_name = self._layer_name(layer) if layer.tf1_name is not None else (
@@ -399,6 +453,8 @@ class FunctionConverter:
         func = self.info.node
         if func.decorators:
             raise Unmappable("decorated function")
+        if self.info.arg_scope_conflict is not None:
+            raise Unmappable(self.info.arg_scope_conflict)
         params = func.params
         if isinstance(params.star_arg, cst.Param) or params.star_kwarg is not None \
                 or params.kwonly_params or params.posonly_params:
@@ -411,11 +467,26 @@ class FunctionConverter:
         self.assigned_names = bound_names(func)
         scope_name = None
         if self.info.scope_name is not None:
-            scope_with = body[0]
+            scope_with = analysis.whole_body_scope(func, self.resolve, set(self.functions))
             scope_name = self.info.scope_name
-            body = list(scope_with.body.body)
+            index = next(i for i, stmt in enumerate(body) if stmt is scope_with)
+            inner = list(scope_with.body.body)
+            # `if reuse: scope.reuse_variables()`: calling the Keras object again is the reuse.
+            dropped = analysis.reuse_handle_statements(scope_with, self.info.params) or []
+            inner = [s for s in inner if all(s is not d for d, _ in dropped)] or inner
+            if index:  # the with's own blank lines and comments lead its first statement
+                inner[0] = inner[0].with_changes(
+                    leading_lines=[*scope_with.leading_lines, *inner[0].leading_lines])
+            body = body[:index] + inner + body[index + 1:]
+            if self.info.scope_as is not None:
+                self.collections = _end_point_collections(body, self.info.scope_as, self.resolve)
         call_body = self.convert_block(body)
+        self._no_stray_collection()
+        if self.variables:
+            call_body = [stmt.visit(_VariableRefs(self.variables)) for stmt in call_body]
         call_body = self._without_dead_hoisted(call_body)
+        if self.info.scope_as is not None:
+            call_body = self._scope_object_uses(call_body)
         call_body = [self._rename_in_call(stmt) for stmt in call_body]
         return ConvertedFunction(self.info, self._class_source(docstring, scope_name, call_body),
                                  self.layers, self.notes, self.uses_fused_compat)
@@ -423,6 +494,11 @@ class FunctionConverter:
     def _without_dead_hoisted(self, call_body):
         """A configuration local now set in __init__ and no longer read in call() goes."""
         hoisted = {id(s) for s in self.hoisted_statements}
+        # `shape = input_.get_shape().as_list()` that only get_variable shapes read: build() has it.
+        hoisted |= {id(s) for s in call_body if self.variables and isinstance(
+            s, cst.SimpleStatementLine) and len(s.body) == 1 and isinstance(s.body[0], cst.Assign)
+            and _assign_targets(s) and set(_assign_targets(s)) <= self.shape_locals
+            and _only_shape_calls(s.body[0].value)}
         kept = list(call_body)
         changed = True
         while changed:
@@ -466,10 +542,92 @@ class FunctionConverter:
                 self.tensor_names.add(target)
         return new
 
+    def _get_variable(self, stmt, assign: cst.Assign, call: cst.Call) -> List[cst.BaseStatement]:
+        """`w = tf.get_variable("w", [shape[1], units], initializer=...)` -> `self.w =
+        self.add_weight(name="w", ...)` in build(input_shape) (the shape read from the input
+        there) and `self.w` where call() read `w`: the weight is created once, with the TF1
+        name under the layer's scope (`d_h2_lin/Matrix`)."""
+        if self.loop is not None or self.condition_target is not None:
+            raise Unmappable("tf.get_variable in a loop or under a condition")
+        targets = _assign_targets(stmt)
+        if len(assign.targets) != 1 or not isinstance(assign.targets[0].target, cst.Name):
+            raise Unmappable("tf.get_variable assigned to something other than one name")
+        if not self.info.tensor_params:
+            raise Unmappable("tf.get_variable in a function without an input tensor")
+        order = ("name", "shape", "dtype", "initializer", "regularizer", "trainable")
+        bound: Dict[str, cst.BaseExpression] = {}
+        for index, arg in enumerate(call.args):
+            key = arg.keyword.value if arg.keyword is not None else (
+                order[index] if index < len(order) else None)
+            if arg.star or key not in ("name", "shape", "dtype", "initializer", "trainable"):
+                raise Unmappable(f"tf.get_variable argument {key or 'positional'} is not supported")
+            bound[key] = arg.value
+        name = literal(bound["name"]) if "name" in bound else None
+        if not isinstance(name, str) or "shape" not in bound:
+            raise Unmappable("tf.get_variable without a literal name and a shape")
+        allowed = set(self.info.config_params) | self.shape_locals | self.hoisted
+        local = self.assigned_names | set(self.info.params)
+        for key, value in list(bound.items()):
+            # `[x.shape[-1], units]`: build() reads the input's shape as `x_shape`.
+            text = _shape_test(value, self.info.tensor_params, self.tensor_names - self.shape_locals)
+            if text is not None:
+                value = bound[key] = cst.parse_expression(text)
+            if text is None or (names_read(value) & local) - allowed:
+                raise Unmappable(f"the {key} of tf.get_variable({name!r}) reads a value computed "
+                                 "from the input other than its shape")
+        if not self.shape_statements_built:
+            self.build.extend(("stmt", text) for _, text in self.shape_statements)
+            self.shape_statements_built = True
+        initializer = bound.get("initializer")
+        if initializer is None:
+            init_text = "tf.keras.initializers.GlorotUniform()"  # TF1's get_variable default
+        else:
+            mapped = map_initializer(initializer, self.resolve_node)
+            init_text = mapped.text if isinstance(mapped, bn_mapping.Code) else render(mapped)
+        parts = [f"name={self.quote(name)}", f"shape={render(bound['shape'])}"]
+        if "dtype" in bound:
+            parts.append(f"dtype={render(bound['dtype'])}")
+        parts.append(f"initializer={init_text}")
+        if "trainable" in bound:
+            parts.append(f"trainable={render(bound['trainable'])}")
+        attr = self._new_attr(targets[0])
+        self.build.append(("stmt", f"self.{attr} = self.add_weight({', '.join(parts)})"))
+        self.needs_build = True
+        self.variables[targets[0]] = attr
+        self.layers.append(LayerRecord(attr, VARIABLE_RECORD, "/".join(self.scope_prefix + [name])))
+        return []
+
+    def _shape_statement(self, stmt) -> None:
+        """Record `shape = x.get_shape().as_list()` (the input read only through its shape) for
+        build(), where get_variable shapes may need it."""
+        if not (len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)
+                and self.info.tensor_params and self.loop is None
+                and self.condition_target is None):
+            return
+        text = _shape_test(stmt.body[0].value, self.info.tensor_params, self.tensor_names)
+        targets = _assign_targets(stmt)
+        if text is None or not targets or not _mentions(stmt.body[0].value, self.tensor_names):
+            return
+        lhs = " = ".join(_RENDER.code_for_node(t.target) for t in stmt.body[0].targets)
+        self.shape_statements.append((set(targets), f"{lhs} = {text}"))
+        self.shape_locals.update(targets)
+
     def _simple(self, stmt: cst.SimpleStatementLine) -> List[cst.BaseStatement]:
+        if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign) and \
+                isinstance(stmt.body[0].value, cst.Call) and \
+                self.resolve(stmt.body[0].value.func) == GET_VARIABLE:
+            return self._get_variable(stmt, stmt.body[0], stmt.body[0].value)
+        self._shape_statement(stmt)
         if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
             assign = stmt.body[0]
             value = assign.value
+            targets = _assign_targets(stmt)
+            if len(targets) == 1 and targets[0] in self.collections and \
+                    isinstance(assign.targets[0].target, cst.Name):
+                # The collection's name -> the dict the collected outputs go into.
+                return [stmt.with_changes(body=[assign.with_changes(value=cst.Dict([]))])]
+            if isinstance(value, cst.Call) and self.resolve(value.func) == REPEAT:
+                return self._repeat(stmt, assign, value)
             if (self.info.mode_local is not None and len(assign.targets) == 1
                     and isinstance(assign.targets[0].target, cst.Name)
                     and assign.targets[0].target.value == self.info.mode_local):
@@ -503,7 +661,88 @@ class FunctionConverter:
             new = self._transform(stmt)
             self.hoisted_statements.append(new)
             return [new]
-        return [self._transform(stmt)]
+        self._no_stray_collection()
+        new = self._transform(stmt)
+        return [new] + self._collect(stmt)
+
+    def _no_stray_collection(self) -> None:
+        """A collected layer converted outside `_simple` (an else branch, a with item) would
+        silently miss its end_points entry."""
+        if self.collected:
+            raise Unmappable("a layer collected into end_points outside an assignment statement")
+
+    def _collect(self, stmt: cst.SimpleStatementLine) -> List[cst.BaseStatement]:
+        """`end_points_collection[self.name + '/conv1'] = net` after a collected layer's
+        statement: slim added the layer's output (after its normalizer and activation) to the
+        collection under the layer's full scope name."""
+        collected, self.collected = self.collected, []
+        if not collected:
+            return []
+        assign = stmt.body[0] if len(stmt.body) == 1 else None
+        if not (isinstance(assign, cst.Assign) and len(assign.targets) == 1
+                and isinstance(assign.targets[0].target, cst.Name) and len(collected) == 1
+                and collected[0][0] is assign.value):
+            raise Unmappable("a layer collected into end_points is not the whole right-hand side "
+                             "of an assignment to a name")
+        if self.info.base != "tf.keras.Model":
+            raise Unmappable("end_points keyed by the variable scope of a model built inside "
+                             "another model's scope")
+        _, collection, tf1_name = collected[0]
+        target = assign.targets[0].target.value
+        return [cst.parse_statement(f"{collection}[self.name + {self.quote('/' + tf1_name)}] = {target}\n")]
+
+    def _repeat(self, stmt, assign, call: cst.Call) -> List[cst.BaseStatement]:
+        """`net = slim.repeat(x, 2, slim.conv2d, 64, [3, 3], scope='conv1')` is slim's
+        `with variable_scope('conv1'):` around `net = slim.conv2d(x, 64, [3, 3],
+        scope='conv1_1')` and `net = slim.conv2d(net, ..., scope='conv1_2')`."""
+        positional = [a for a in call.args if a.keyword is None]
+        keywords = [a for a in call.args if a.keyword is not None]
+        if any(a.star for a in call.args) or len(positional) < 3 or any(
+                a.keyword.value in ("inputs", "repetitions", "layer") for a in keywords):
+            raise Unmappable("slim.repeat with *args or its inputs/repetitions/layer by keyword")
+        repetitions = literal(positional[1].value)
+        layer_api = self.resolve(positional[2].value)
+        scope = next((a.value for a in keywords if a.keyword.value == "scope"), None)
+        scope_text = literal(scope) if scope is not None else None
+        targets = assign.targets
+        if not isinstance(repetitions, int) or isinstance(repetitions, bool) or repetitions < 1:
+            raise Unmappable("slim.repeat with a repetition count that is not a literal")
+        if layer_api not in LAYER_APIS:
+            raise Unmappable(f"slim.repeat of `{render(positional[2].value)}`, not a layer")
+        if not isinstance(scope_text, str):
+            raise Unmappable("slim.repeat without a literal scope")
+        if len(targets) != 1 or not isinstance(targets[0].target, cst.Name):
+            raise Unmappable("slim.repeat assigned to something other than one name")
+        target = targets[0].target
+        rest = [a for a in keywords if a.keyword.value != "scope"]
+        statements = []
+        tensor = positional[0].value
+        for index in range(1, repetitions + 1):
+            args = [cst.Arg(tensor), *positional[3:], *rest,
+                    _kwarg("scope", cst.SimpleString(repr(f"{scope_text}_{index}")))]
+            args = [a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in args]
+            layer_call = cst.Call(positional[2].value, args)
+            statements.append(stmt.with_changes(
+                body=[assign.with_changes(value=layer_call)],
+                leading_lines=stmt.leading_lines if index == 1 else []))
+            tensor = target
+        self.scope_prefix.append(scope_text)
+        try:
+            return self.convert_block(statements)
+        finally:
+            self.scope_prefix.pop()
+
+    def _scope_object_uses(self, call_body):
+        """`sc.name` (the model's variable scope) is the Keras model's name; any other use of
+        the scope object has no Keras counterpart."""
+        scope_as = self.info.scope_as
+        renamed = [stmt.visit(_ScopeObject(scope_as)) for stmt in call_body]
+        if names_read(cst.Module(body=renamed)) & {scope_as}:
+            raise Unmappable(f"`{scope_as}`, the variable scope object, is used beyond "
+                             f"`{scope_as}.name` and the end_points collection")
+        if renamed != call_body and self.info.base != "tf.keras.Model":
+            raise Unmappable(f"`{scope_as}.name` of a model built inside another model's scope")
+        return renamed
 
     def _hoistable(self, stmt: cst.SimpleStatementLine) -> bool:
         """A configuration assignment __init__ can run too: it reads only configuration
@@ -570,15 +809,24 @@ class FunctionConverter:
         if api == ARG_SCOPE:
             positional = [a for a in item.args if a.keyword is None]
             ops_node = positional[0].value if positional else None
-            if not isinstance(ops_node, (cst.List, cst.Tuple)):
-                raise Unmappable("arg_scope entered through a variable: its defaults are not static")
-            ops = [self.resolve(e.value) or "" for e in ops_node.elements]
-            keywords = {a.keyword.value: a.value for a in item.args if a.keyword is not None}
-            self.arg_scopes.append((ops, keywords))
+            if isinstance(ops_node, (cst.List, cst.Tuple)):
+                ops = [self.resolve(e.value) or "" for e in ops_node.elements]
+                keywords = {a.keyword.value: a.value for a in item.args if a.keyword is not None}
+                entered = [(ops, keywords)]
+            else:
+                # `with slim.arg_scope(vgg_arg_scope()):` -- a literal *_arg_scope() function.
+                entered = []
+                for ops, keywords, problem, training in arg_scopes.scopes_of(
+                        item, self.resolve, self.info.arg_scope_functions, set()):
+                    if problem is not None or ops is None or training is not None:
+                        raise Unmappable("arg_scope entered through a variable or a function: its "
+                                         f"defaults are not static ({problem or 'is_training'})")
+                    entered.append((list(ops), keywords))
+            self.arg_scopes.extend(entered)
             try:
                 return self.convert_block(stmt.body.body)
             finally:
-                self.arg_scopes.pop()
+                del self.arg_scopes[len(self.arg_scopes) - len(entered):]
         if api == CONTROL_DEPENDENCIES:
             # Eager code runs in program order: the dependencies (computed above) already ran.
             self.notes.append(("TFM204", "control_dependencies around layers became program order: "
@@ -712,7 +960,7 @@ class FunctionConverter:
             lines.extend(_Init.render(build_items, ind, 2))
         lines.append("")
         call_params = ["self"] + list(info.tensor_params)
-        if info.training_param is not None or info.mode_param is not None:
+        if info.training_param is not None or info.mode_param is not None or info.scope_training:
             call_params.append("training=False")
         lines.append(ind + f"def call({', '.join(call_params)}):")
         body_text = cst.Module(body=call_body, default_indent=ind).code
@@ -837,8 +1085,29 @@ class _CallRewriter(cst.CSTTransformer):
         api = conv.resolve(func)
         if api in LAYER_APIS:
             self.produced_tensor = True
-            return conv.call_layer(map_layer_call(api, updated.args, conv.scope_defaults(api),
-                                                  conv.resolve))
+            defaults = conv.scope_defaults(api)
+            collection = next((a.value for a in updated.args if a.keyword is not None
+                               and a.keyword.value == "outputs_collections"),
+                              defaults.get("outputs_collections"))
+            first = len(conv.layers)
+            new = conv.call_layer(map_layer_call(api, updated.args, defaults, conv.resolve,
+                                                 conv.scope_defaults))
+            collection = _collection_name(collection)
+            if collection in conv.collections:
+                tf1_name = conv.layers[first].tf1_name
+                if tf1_name is None:
+                    raise Unmappable("a layer collected into end_points has no static name")
+                conv.collected.append((original, collection, tf1_name))
+            return new
+        if api == REPEAT:
+            raise Unmappable("slim.repeat other than as `name = slim.repeat(...)`")
+        if api == CONVERT_COLLECTION:
+            positional = [a.value for a in updated.args if a.keyword is None]
+            if len(updated.args) != 1 or len(positional) != 1 or not (
+                    isinstance(positional[0], cst.Name) and positional[0].value in conv.collections):
+                raise Unmappable("convert_collection_to_dict of a collection other than the "
+                                 "model's end_points collection")
+            return cst.Call(cst.Name("dict"), [cst.Arg(positional[0])])
         if isinstance(func, cst.Call):
             inner_api = conv.resolve(func.func)
             if inner_api in LAYER_CLASS_APIS:
@@ -846,6 +1115,9 @@ class _CallRewriter(cst.CSTTransformer):
                 layer.tensor, layer.training = _call_tensor_and_training(updated)
                 self.produced_tensor = True
                 return conv.call_layer(layer)
+        if isinstance(func, cst.Name) and func.value in conv.wrapper_objects:
+            self.produced_tensor = True
+            return conv.wrapper_object_call(conv.wrapper_objects[func.value], updated)
         if isinstance(func, cst.Name) and func.value in conv.local_layers:
             tensor, training = _call_tensor_and_training(updated)
             args = [cst.Arg(tensor)] + ([_kwarg("training", training)] if training is not None else [])
@@ -854,7 +1126,7 @@ class _CallRewriter(cst.CSTTransformer):
         key = dotted(func)
         if key in conv.functions and conv.functions[key].is_model and key != conv.info.name:
             self.produced_tensor = True
-            return conv.helper_call(conv.functions[key], updated)
+            return conv.helper_call(conv.functions[key], updated, original)
         root = (key or "").split(".", 1)[0]
         if api is None and root in conv.imported_names and _mentions(updated, conv.tensor_names):
             # A function from another module gets tensors: it may build layers (ops.py helpers).
@@ -887,6 +1159,86 @@ def _call_tensor_and_training(call: cst.Call):
     if tensor is None:
         raise Unmappable("layer object called without an input")
     return tensor, training
+
+
+class _VariableRefs(cst.CSTTransformer):
+    """In call(): a tf.get_variable local -> the weight build() created (`self.matrix`)."""
+
+    def __init__(self, variables: Dict[str, str]):
+        super().__init__()
+        self.variables = variables
+
+    def leave_Name(self, original, updated):
+        attr = self.variables.get(original.value)
+        return cst.Attribute(cst.Name("self"), cst.Name(attr)) if attr else updated
+
+    def leave_Attribute(self, original, updated):
+        return updated.with_changes(attr=original.attr)
+
+    def leave_Arg(self, original, updated):
+        return updated.with_changes(keyword=original.keyword) if original.keyword else updated
+
+    def leave_Param(self, original, updated):
+        return updated.with_changes(name=original.name)
+
+
+class _ScopeObject(cst.CSTTransformer):
+    """`sc.name` -> `self.name`."""
+
+    def __init__(self, scope_as: str):
+        super().__init__()
+        self.scope_as = scope_as
+
+    def leave_Attribute(self, original, updated):
+        if isinstance(original.value, cst.Name) and original.value.value == self.scope_as \
+                and original.attr.value == "name":
+            return updated.with_changes(value=cst.Name("self"))
+        return updated
+
+
+def _end_point_collections(body, scope_as: str, resolve) -> Set[str]:
+    """Locals set once to `sc.original_name_scope + '...'` (or `sc.name + '...'`) and used only
+    as `outputs_collections=` and in `convert_collection_to_dict(...)`: slim's end_points
+    collection of the model."""
+    module = cst.Module(body=list(body))
+    candidates: Dict[str, int] = {}
+    for stmt in body:
+        if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and \
+                isinstance(stmt.body[0], cst.Assign) and len(stmt.body[0].targets) == 1 and \
+                isinstance(stmt.body[0].targets[0].target, cst.Name):
+            value = stmt.body[0].value
+            if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add) \
+                    and isinstance(value.left, cst.Attribute) \
+                    and isinstance(value.left.value, cst.Name) and value.left.value.value == scope_as \
+                    and value.left.attr.value in ("original_name_scope", "name") \
+                    and isinstance(value.right, cst.SimpleString):
+                name = stmt.body[0].targets[0].target.value
+                candidates[name] = candidates.get(name, 0) + 1
+    uses: Dict[str, int] = {}
+
+    class Uses(cst.CSTVisitor):
+        def visit_Arg(self, arg):
+            name = _collection_name(arg.value)
+            if name in candidates and arg.keyword is not None \
+                    and arg.keyword.value == "outputs_collections":
+                uses[name] = uses.get(name, 0) + 1
+
+        def visit_Call(self, call):
+            if resolve(call.func) == CONVERT_COLLECTION and len(call.args) == 1 \
+                    and isinstance(call.args[0].value, cst.Name) \
+                    and call.args[0].value.value in candidates:
+                uses[call.args[0].value.value] = uses.get(call.args[0].value.value, 0) + 1
+
+    module.visit(Uses())
+    return {name for name, count in candidates.items()
+            if count == 1 and name_uses(module, {name}) == 1 + uses.get(name, 0)}
+
+
+def _collection_name(expr) -> Optional[str]:
+    """`outputs_collections=end_points_collection` (or `=[end_points_collection]`): the name."""
+    if isinstance(expr, (cst.List, cst.Tuple)) and len(expr.elements) == 1:
+        expr = expr.elements[0].value
+    return expr.value if isinstance(expr, cst.Name) else None
 
 
 class _ParamRenamer(cst.CSTTransformer):
@@ -952,9 +1304,10 @@ def _contains_layers(node, conv: FunctionConverter) -> bool:
     class V(cst.CSTVisitor):
         def visit_Call(self, n):
             api = conv.resolve(n.func)
-            if api in LAYER_APIS or api in LAYER_CLASS_APIS:
+            if api in LAYER_APIS or api in LAYER_CLASS_APIS or api == GET_VARIABLE:
                 found.append(n)
-            elif (isinstance(n.func, cst.Name) and n.func.value in conv.local_layers) or (
+            elif (isinstance(n.func, cst.Name) and (n.func.value in conv.local_layers
+                                                    or n.func.value in conv.wrapper_objects)) or (
                     dotted(n.func) in conv.functions and conv.functions[dotted(n.func)].is_model):
                 found.append(n)
 
@@ -964,6 +1317,21 @@ def _contains_layers(node, conv: FunctionConverter) -> bool:
 
 def _assign_targets(node) -> List[str]:
     return assigned_names(node, augmented=True)
+
+
+def _only_shape_calls(expr) -> bool:
+    """Whether every call in `expr` just reads a static shape (`x.get_shape().as_list()`,
+    `int(d)`): dropping such an unread statement loses nothing."""
+    calls: List[cst.Call] = []
+
+    class Calls(cst.CSTVisitor):
+        def visit_Call(self, call):
+            calls.append(call)
+
+    expr.visit(Calls())
+    return all((isinstance(c.func, cst.Attribute) and c.func.attr.value in ("get_shape", "as_list"))
+               or (isinstance(c.func, cst.Name) and c.func.value in ("int", "len", "list", "tuple"))
+               for c in calls)
 
 
 def _shape_test(test, tensor_params, tensor_names) -> Optional[str]:

@@ -291,12 +291,15 @@ def map_regularizer(expr, resolve) -> object:
     return expr  # the program's own callable: Keras calls it on the weight as TF1 did
 
 
-def map_layer_call(api: str, args: Sequence[cst.Arg], keywords: Dict[str, object], resolve) -> KerasLayer:
-    """`keywords` holds slim arg_scope defaults (overridden by the call's own keywords)."""
+def map_layer_call(api: str, args: Sequence[cst.Arg], keywords: Dict[str, object], resolve,
+                   scope_defaults=None) -> KerasLayer:
+    """`keywords` holds slim arg_scope defaults (overridden by the call's own keywords);
+    `scope_defaults(api)` gives them for another function (the normalizer_fn a slim layer calls,
+    which the same arg_scopes configure)."""
     if api in _TF_LAYERS:
         return _map_tf_layer(api, args, resolve)
     if api in _SLIM:
-        return _map_slim(api, args, keywords, resolve)
+        return _map_slim(api, args, keywords, resolve, scope_defaults)
     bn_api = bn_mapping.API_BY_CANONICAL.get(api)
     if bn_api in (bn_mapping.LAYERS_FUNCTION, bn_mapping.CONTRIB):
         rest = {k: v for k, v in keywords.items()}
@@ -364,7 +367,18 @@ def _map_tf_layer(api, args, resolve) -> KerasLayer:
     return KerasLayer(keras_class, ctor, tensor, training=training, tf1_name=name, auto_name=auto)
 
 
-def _map_slim(api, args, keywords, resolve) -> KerasLayer:
+def _padding(padding, default: str) -> object:
+    """slim's 'SAME'/'VALID' in Keras's lower case; a parameter (vgg's `fc_conv_padding`)
+    is lowered where the layer is created."""
+    value = default if padding is None else _literal(padding)
+    if value in ("SAME", "VALID", "same", "valid"):
+        return bn_mapping.Code(repr(value.lower()))
+    if isinstance(padding, cst.Name) and value is bn_mapping.NOT_LITERAL:
+        return bn_mapping.Code(f"{padding.value}.lower()")
+    raise Unmappable("padding is not a literal")
+
+
+def _map_slim(api, args, keywords, resolve, scope_defaults=None) -> KerasLayer:
     keras_class, params, auto = _SLIM[api]
     merged = dict(keywords)
     bound_call = _bind(("inputs",) + params, args)
@@ -385,11 +399,7 @@ def _map_slim(api, args, keywords, resolve) -> KerasLayer:
             stride = merged.pop("stride", None)
             if stride is not None and _literal(stride) not in (1, [1, 1]):
                 ctor.append(("strides", stride))
-            padding = merged.pop("padding", None)
-            padding_value = "SAME" if padding is None else _literal(padding)
-            if padding_value not in ("SAME", "VALID", "same", "valid"):
-                raise Unmappable("padding is not a literal")
-            ctor.append(("padding", bn_mapping.Code(repr(padding_value.lower()))))
+            ctor.append(("padding", _padding(merged.pop("padding", None), "SAME")))
             rate = merged.pop("rate", None)
             if rate is not None and _literal(rate) not in (1, [1, 1]):
                 ctor.append(("dilation_rate", rate))
@@ -435,7 +445,12 @@ def _map_slim(api, args, keywords, resolve) -> KerasLayer:
             params_value = {} if normalizer_params is None else _literal(normalizer_params)
             if not isinstance(params_value, dict):
                 raise Unmappable("normalizer_params is not a dict literal")
-            bn = map_batch_norm_layer(bn_api, [], dict(params_value))
+            # slim calls normalizer_fn(outputs, **normalizer_params) inside the arg_scopes: their
+            # defaults for the batch norm (data_format='NCHW') apply under normalizer_params.
+            bn_keywords = {k: v for k, v in (scope_defaults(normalizer_api) if scope_defaults else {}).items()
+                           if k not in ("scope", "reuse")}
+            bn_keywords.update(params_value)
+            bn = map_batch_norm_layer(bn_api, [], bn_keywords)
             bn.activation = activation
             layer.followed_by = bn
         else:
@@ -444,14 +459,13 @@ def _map_slim(api, args, keywords, resolve) -> KerasLayer:
         ctor.append((None, merged.pop("kernel_size")))
         stride = merged.pop("stride", bn_mapping.Code("2"))
         ctor.append(("strides", stride))
-        padding = merged.pop("padding", None)
-        padding_value = "VALID" if padding is None else _literal(padding)
-        if padding_value not in ("SAME", "VALID", "same", "valid"):
-            raise Unmappable("padding is not a literal")
-        ctor.append(("padding", bn_mapping.Code(repr(padding_value.lower()))))
+        ctor.append(("padding", _padding(merged.pop("padding", None), "VALID")))
         data_format = merged.pop("data_format", None)
-        if data_format is not None and _literal(data_format) not in ("NHWC", None):
-            raise Unmappable("NCHW pooling needs data_format='channels_first' review")
+        if data_format is not None and _literal(data_format) == "NCHW":
+            # Keras 3 pools channels-first input on CPU too (transposing where TF cannot).
+            ctor.append(("data_format", bn_mapping.Code("'channels_first'")))
+        elif data_format is not None and _literal(data_format) not in ("NHWC", None):
+            raise Unmappable("data_format is not a literal")
     elif keras_class == "Dropout":
         keep_prob = merged.pop("keep_prob", bn_mapping.Code("0.5"))
         value = _literal(keep_prob)

@@ -19,7 +19,7 @@ it):
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 _SLIM_RENAMES = (("/weights", "/kernel"), ("/biases", "/bias"))
 
@@ -66,3 +66,90 @@ def match_weights(tf1: Sequence[Tuple[str, Tuple[int, ...]]],
         else:
             still_keras.append(path)
     return pairs, [n for n, _ in left_tf1], still_keras
+
+
+# Trainable TF1 variables of a layer are `<layer scope>/<one of these>` (Dense/Conv kernel and
+# bias, batch-norm gamma/beta, slim weights/biases): every one is assumed, which can only make
+# a var_list filter decision stricter.
+TRAINABLE_SUFFIXES = ("kernel", "bias", "gamma", "beta", "weights", "biases", "depthwise_kernel",
+                      "pointwise_kernel", "embeddings")
+VARIABLE_RECORD = "tf.Variable"  # a LayerRecord of a tf.get_variable weight (convert.py)
+
+
+def tf1_variable_names(converted, functions) -> Dict[str, Optional[List[str]]]:
+    """Keras model class -> the names (without `:0`) its trainable TF1 variables may have
+    (`generator/g_h0/kernel`, `discriminator/d_h2_lin/Matrix`), from the layers and weights
+    the model rewrite created; None where one is not static (a loop, a computed name, a helper
+    from another module). TrainSteps decides var_list filters on variable names on these."""
+    layers = tf1_layer_paths(converted, functions)
+    return {cls: None if paths is None else [
+        path[len(VARIABLE_RECORD) + 1:] if path.startswith(VARIABLE_RECORD + ":") else f"{path}/{suffix}"
+        for path in paths for suffix in ((None,) if path.startswith(VARIABLE_RECORD + ":")
+                                         else TRAINABLE_SUFFIXES)] for cls, paths in layers.items()}
+
+
+def tf1_layer_paths(converted, functions) -> Dict[str, Optional[List[str]]]:
+    """Keras model class -> the TF1 scopes of its layers (`generator/g_h0`), and
+    `tf.Variable:<name>` for a tf.get_variable weight, or None where one is not static."""
+    by_class = {result.info.class_name: name for name, result in converted.items()}
+
+    def paths(name: str, seen=()) -> Optional[List[str]]:
+        result = converted.get(name)
+        if result is None or name in seen:
+            return None
+        out: List[str] = []
+        for record in result.layers:
+            helper = by_class.get(record.keras_class)
+            if helper is not None and helper != name:
+                info = functions[helper]
+                scope = record.tf1_name
+                if scope is None and info.scope_name is not None and info.scope_param is None:
+                    scope = _literal_text(info.scope_name)
+                if scope is None:
+                    # No scope of its own: its auto-named layers were uniquified among the
+                    # caller's, which this record does not know.
+                    return None
+                inner = paths(helper, seen + (name,))
+                if inner is None:
+                    return None
+                out.extend(_joined(scope, p) for p in inner)
+            elif record.tf1_name is None or record.in_loop:
+                return None
+            elif record.keras_class == VARIABLE_RECORD:
+                out.append(f"{VARIABLE_RECORD}:{record.tf1_name}")
+            else:
+                out.append(record.tf1_name)
+        return out
+
+    found: Dict[str, Optional[List[str]]] = {}
+    for name, result in converted.items():
+        info = result.info
+        if info.base != "tf.keras.Model":
+            continue
+        inner = paths(name)
+        scope = None
+        if info.scope_name is not None:
+            scope = _literal_text(info.scope_name) if info.scope_param is None else None
+            if scope is None:
+                found[info.class_name] = None  # named by the caller
+                continue
+        found[info.class_name] = None if inner is None else [_joined(scope, p) for p in inner]
+    return found
+
+
+def _joined(scope: Optional[str], path: str) -> str:
+    """`scope/path`, keeping the `tf.Variable:` mark of a get_variable weight in front."""
+    if not scope:
+        return path
+    if path.startswith(VARIABLE_RECORD + ":"):
+        return f"{VARIABLE_RECORD}:{scope}/{path[len(VARIABLE_RECORD) + 1:]}"
+    return f"{scope}/{path}"
+
+
+def _literal_text(expr) -> Optional[str]:
+    import libcst as cst
+
+    if isinstance(expr, cst.SimpleString):
+        value = expr.evaluated_value
+        return value if isinstance(value, str) else None
+    return None

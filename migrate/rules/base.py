@@ -55,6 +55,12 @@ class Rule:
     def applies_to_text(cls, text: str) -> bool:
         return any(token in text for token in cls.tokens)
 
+    @classmethod
+    def applies_to_tree(cls, ctx, index) -> bool:
+        """Whether the rule applies to a module its tokens miss, by what the cross-file
+        index (`tree_index.TreeIndex`) knows of the module's imports."""
+        return False
+
 
 class RewriteRule(Rule):
     # "module:Class" of the subclass that rewrites, when that lives in a module importing libcst:

@@ -5,11 +5,14 @@ from typing import Dict, List, Optional, Set, Tuple
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from migrate.cst_utils import keyword_arg as _keyword_arg
+from migrate.cst_utils import keyword_arg as _keyword_arg, name_uses
 from migrate.findings import BOUNDED, BEHAVIOUR_CHANGE, EXACT, Finding
-from migrate.model_rewrite import analysis, fused_bn, tf1_classes, usage
+from migrate.model_rewrite.arg_scopes import drop_dead_arg_scope_functions
+from migrate.model_rewrite import (analysis, fused_bn, network_classes, tf1_classes, usage,
+                                   weights)
 from migrate.model_rewrite.convert import ConvertedFunction, FunctionConverter, _RENDER
-from migrate.model_rewrite.layers import LAYER_APIS, LAYER_CLASS_APIS, Unmappable
+from migrate.bn_mapping import NOT_LITERAL
+from migrate.model_rewrite.layers import LAYER_APIS, LAYER_CLASS_APIS, Unmappable, literal
 from migrate.model_rewrite.tf2_api import exists_in_tf2
 from migrate.rules.model_classes_findings import ModelClassesFindings
 
@@ -34,10 +37,33 @@ class ModelClasses(ModelClassesFindings):
     `control_dependencies` around layers become program order. Callers create
     the model once and call it with `training=`.
 
+    slim nets: `with tf.variable_scope(scope, 'vgg_a', [inputs]) as sc:` names
+    the model; the end_points collection (`outputs_collections=` +
+    `slim.utils.convert_collection_to_dict`) becomes a dict of the layer
+    outputs keyed by their TF1 names (`self.name + '/conv1/conv1_1'`);
+    `slim.repeat` becomes the layers slim names `conv1/conv1_1`, ...; the
+    defaults of a caller's `with slim.arg_scope(vgg_arg_scope()):` (a literal
+    arg_scope nest returning its scope, literal arguments, the same at every
+    call site) are written out on the model's layers and the block goes, its
+    `is_training` argument becoming the call's `training=`.
+
     A batch-norm wrapper class (DCGAN's `batch_norm(object)` with
     `__call__(x, train=True)`) becomes a Keras `Layer` of the same name that
     creates its `BatchNormalization` once; `call` keeps `__call__`'s
-    parameters. A model class whose methods build the graph is left marked.
+    parameters. A network class -- `__init__` only stores configuration and
+    `__call__` builds the network (official ResNet's `Model`, GAN
+    repositories' `Generator` with `reuse` and a `vars` property) --
+    becomes a `tf.keras.Model` of the same name: the original constructor
+    and configuration, the layers created once, `call(inputs, training=...)`;
+    `reuse=True` is calling the same object again, a scope-filtering `vars`
+    property returns `self.trainable_variables`, and callers pass
+    `training=` by keyword. A model class whose methods build the graph and
+    share it through `self` is left marked. A module-level object of a
+    wrapper class (`g_bn0 = batch_norm(name='g_bn0')`) that one model
+    function alone calls becomes its sub-layer, made in its `__init__` by the
+    same constructor call. A helper built on `tf.get_variable` (DCGAN's
+    `linear`) becomes a Layer creating its weights in `build(input_shape)`
+    with `add_weight`, under their TF1 names.
     All or nothing, across the files of one run too: a function or class is
     converted only if no code that stays TF1 (a caller left unchanged, a
     class method, module-level code, another module) still uses it.
@@ -109,10 +135,12 @@ class ModelClasses(ModelClassesFindings):
             del converted[name]
 
         # Methods of classes (and module-level code) that call a model function stay TF1 code.
-        for name, user in sorted(usage.users_outside(ctx.tree, set(converted), functions=False).items()):
+        networks = set(getattr(self, "networks", {}))
+        for name, user in sorted(usage.users_outside(ctx.tree, set(converted), functions=False,
+                                                     converted=set(converted) & networks).items()):
             rollback(name, f"it is used by {user}, which stays TF1 code")
         for _ in range(2 * len(functions) + 2):
-            changed = False
+            changed = self._settle_wrapper_objects(converted, rollback)
             for caller in sorted(staying()):
                 if not functions[caller].is_model:
                     continue  # program callers: decided by the trial below
@@ -157,6 +185,28 @@ class ModelClasses(ModelClassesFindings):
             if not changed:
                 return
 
+    def _settle_wrapper_objects(self, converted, rollback) -> bool:
+        """A model may take a wrapper object as a sub-layer only if the wrapper class becomes a
+        Keras Layer, which needs every other object of it gone too (a TF1 function keeps
+        calling a TF1 object); otherwise its models stay TF1 code. Whether one rolled back."""
+        objects = getattr(self, "wrapper_objects", {})
+        classes, classes_failed = getattr(self, "classes", {}), getattr(self, "classes_failed", {})
+        changed = False
+        for cls_name in sorted({o.class_name for o in objects.values()}):
+            mine = [o for o in objects.values() if o.class_name == cls_name]
+            staying = [o for o in mine if not o.users or any(u not in converted for u in o.users)]
+            if cls_name in classes and not staying:
+                continue
+            why = (f"its object `{staying[0].name}` stays TF1 code" if staying else
+                   f"it stays TF1 code ({classes_failed.get(cls_name, 'not converted')})")
+            for obj in mine:
+                for user in obj.users:
+                    if user in converted:
+                        rollback(user, f"it uses `{obj.name}`, an object of the TF1 class "
+                                       f"`{cls_name}`, and {why}")
+                        changed = True
+        return changed
+
     def convert_classes(self, module: cst.Module, ctx, resolve, blocked=None):
         """Plain TF1 classes that build layers: (converted wrapper classes, reasons of the rest).
 
@@ -167,15 +217,22 @@ class ModelClasses(ModelClassesFindings):
         failed: Dict[str, str] = {}
         forgotten = any(f.code == "TFM206" for f in getattr(ctx, "findings", []))
         suppressed = _suppressed_classes(ctx, self.code)
+        networks = set(getattr(self, "networks", {})) | set(getattr(self, "network_failed", {}))
         for name, cls in tf1_classes.tf1_classes(module, resolve).items():
             if name in suppressed:
                 continue  # `# tf-migrate: ignore[TFM300]` on the class line: left as it is
+            if name in networks:
+                continue  # a network class: converted (or refused) with the model functions
             try:
                 result = tf1_classes.convert_wrapper(cls, resolve, module.default_indent,
                                                      self.options, forgotten)
                 if blocked and name in blocked:
                     raise Unmappable(blocked[name])
-                users = usage.users_outside(ctx.tree, {name})
+                # Its module-level objects go once their model converts (checked in _apply).
+                objects = {o.statement_line for o in getattr(self, "wrapper_objects", {}).values()}
+                tree = ast.Module(body=[s for s in ctx.tree.body if s.lineno not in objects],
+                                  type_ignores=[])
+                users = usage.users_outside(tree, {name})
                 if users:
                     raise Unmappable(f"it is used by {users[name]}, which stays TF1 code")
                 kind = _kind_of_notes(result.notes)
@@ -187,8 +244,28 @@ class ModelClasses(ModelClassesFindings):
         return results, failed
 
     def convert_all(self, module: cst.Module, ctx, resolve, externals=None):
-        """(function infos, converted classes by name, reasons of the failures by name)."""
-        functions = analysis.analyse_module(module, resolve, externals)
+        """(function infos, converted classes by name, reasons of the failures by name).
+
+        Network classes (`network_classes`: one graph method such as `__call__`, configuration
+        in `__init__`) take part as the model function their graph method is, under the class
+        name: the same call graph, all-or-nothing settling and caller trial decide them."""
+        networks, network_failed = _network_classes(module, ctx, resolve)
+        analysed = module
+        if networks:
+            analysed = module.with_changes(body=[
+                networks[s.name.value].function if isinstance(s, cst.ClassDef)
+                and s.name.value in networks else s for s in module.body])
+        self.wrapper_objects = _wrapper_objects(module, ctx, resolve)
+        functions = analysis.analyse_module(analysed, resolve, externals, self.wrapper_objects)
+        self.networks = {}
+        for name, net in networks.items():
+            info = functions.get(name)
+            if info is None or not info.is_model:
+                functions.pop(name, None)  # builds nothing: not a network class after all
+                continue
+            info.network_class = True
+            info.class_name, info.base, info.called_from_program = name, "tf.keras.Model", True
+            self.networks[name] = net
         indent = module.default_indent
         quote = _preferred_quote(ctx.text)
         converted: Dict[str, ConvertedFunction] = {}
@@ -203,23 +280,37 @@ class ModelClasses(ModelClassesFindings):
                 failed[name] = ("it also builds the training machinery (loss, optimizer, "
                                 "EstimatorSpec...): the training-loop rewrite migrates it")
         tf1_objects = tf1_classes.tf1_objects(module, resolve)
-        from migrate.tree_index import class_refs_for  # TF1 classes imported from the tree
+        for name in self.networks:
+            tf1_objects.pop(name, None)  # converted with the model functions (its own name)
+        # TF1 classes imported from the tree; its functions that create nothing
+        from migrate.tree_index import class_refs_for, plain_functions_for
 
         index = getattr(self.options, "tree_index", None)
         for local, (source, cls) in class_refs_for(index, getattr(ctx, "module_name", None),
                                                    ctx.tree).items():
             if "." not in local:
                 tf1_objects.setdefault(local, f"the TF1 class `{cls}` of module `{source}`")
+        self.network_failed = network_failed
+        model_functions = {n for n, i in functions.items() if i.is_model and n not in self.networks}
         for name in _helpers_first(functions):
             info = functions[name]
             if name in suppressed:
                 continue
+            net = self.networks.get(name)
             blocked = [h for h in info.calls_helpers if functions[h].is_model
                        and (h in failed or h in suppressed)]
             try:
                 if blocked:
                     raise Unmappable(f"it calls `{blocked[0]}`, which is not converted")
-                used = sorted(tf1_classes.mentioned(info.node, tf1_objects))
+                owned = _owned_wrapper_objects(name, info, self.wrapper_objects)
+                used = sorted(tf1_classes.mentioned(info.node, tf1_objects) - set(owned))
+                why = getattr(ctx, "wrapper_objects_rejected", {})
+                if used and used[0] in why:
+                    raise Unmappable(f"it uses {tf1_objects[used[0]]} that {why[used[0]]}: only "
+                                     "an object only model functions use becomes a sub-layer"
+                                     if why[used[0]].endswith(" uses too") else
+                                     f"it uses {tf1_objects[used[0]]}, which {why[used[0]]}: it "
+                                     "stays a TF1 object")
                 if used:
                     raise Unmappable(f"it uses {tf1_objects[used[0]]}: the rewrite does not make "
                                      "such objects sub-layers of the model yet")
@@ -227,8 +318,16 @@ class ModelClasses(ModelClassesFindings):
                                               forgotten_update_ops=forgotten)
                 converter.preferred_quote = quote
                 converter.imported_names = _non_tf_imports(ctx)
-                converter.module_names = usage.top_level_names(ctx.tree) | set(functions)
+                converter.module_names = usage.top_level_names(ctx.tree) | set(functions) | \
+                    plain_functions_for(index, getattr(ctx, "module_name", None), ctx.tree) | \
+                    getattr(ctx, "plain_imports", set())
+                converter.wrapper_objects = owned
+                if net is not None:
+                    _check_network(net, info, ctx, model_functions)
                 result = converter.convert()
+                if net is not None:
+                    result.class_source = network_classes.class_source(
+                        net, result.class_source, indent, info.training_param)
                 _validate(result.class_source, ctx,
                           skip={n for n, i in functions.items() if i.is_model})
                 kind = _rewrite_class(result)
@@ -244,8 +343,34 @@ class ModelClasses(ModelClassesFindings):
         findings: List[Finding] = []
         new_body = []
         classes = getattr(self, "classes", {})
-        classes_failed = getattr(self, "classes_failed", {})
+        classes_failed = dict(getattr(self, "classes_failed", {}))
+        networks = set(getattr(self, "networks", {}))
+        failed = dict(failed)
+        for name, reason in getattr(self, "network_failed", {}).items():
+            failed.setdefault(name, reason)
+            networks.add(name)
+        # Wrapper objects whose one model converted become its sub-layers; the others stay, and
+        # so does their class (a TF1 function calling a Keras layer would be half-converted).
+        objects = getattr(self, "wrapper_objects", {})
+        gone = {n for n, o in objects.items() if o.users and all(u in converted for u in o.users)}
+        classes = dict(classes)
+        for obj_name, obj in sorted(objects.items()):
+            if obj_name not in gone and obj.class_name in classes:
+                del classes[obj.class_name]
+                user = next((u for u in obj.users if u not in converted), None)
+                classes_failed[obj.class_name] = (
+                    f"its object `{obj_name}` is used by `{user}`, which stays TF1 code" if user
+                    else f"its object `{obj_name}` is used by no function")
+        gone_lines = {objects[n].statement_line for n in gone
+                      if objects[n].class_name in classes}
+        carry_into: Dict[int, List[cst.EmptyLine]] = {}  # new_body index -> comments it takes
         for stmt in module.body:
+            if gone_lines and positions[stmt].start.line in gone_lines:
+                # `g_bn0 = batch_norm(name='g_bn0')`: now made in its model's __init__; its
+                # comments lead the next statement.
+                if any(line.comment is not None for line in stmt.leading_lines):
+                    carry_into.setdefault(len(new_body), []).extend(stmt.leading_lines)
+                continue
             if isinstance(stmt, cst.ClassDef) and stmt.name.value in classes:
                 result = classes[stmt.name.value]
                 source = result.class_source
@@ -262,7 +387,8 @@ class ModelClasses(ModelClassesFindings):
                 findings.append(Finding(ctx.path, positions[stmt].start.line, 1, "TFM301",
                                         f"`{stmt.name.value}` left unchanged: {reason}"))
                 continue
-            name = stmt.name.value if isinstance(stmt, cst.FunctionDef) else None
+            name = stmt.name.value if isinstance(stmt, cst.FunctionDef) or (
+                isinstance(stmt, cst.ClassDef) and stmt.name.value in networks) else None
             if name in converted:
                 source = converted[name].class_source
                 if tf_alias != "tf":
@@ -277,7 +403,11 @@ class ModelClasses(ModelClassesFindings):
                 findings.append(Finding(ctx.path, positions[stmt].start.line, 1, "TFM301",
                                         f"`{name}` left unchanged: {failed[name]}"))
             else:
-                new_body.append(stmt)
+                new_body.append(_function_attribute_on_class(stmt, converted))
+        for index, comments in carry_into.items():
+            if comments and index < len(new_body):
+                new_body[index] = new_body[index].with_changes(
+                    leading_lines=[*comments, *new_body[index].leading_lines])
         if any(c.uses_fused_compat for c in [*converted.values(), *classes.values()]) and \
                 not _defines(module, fused_bn.CLASS_NAME):
             source = fused_bn.SOURCE if tf_alias == "tf" else re.sub(r"\btf\.", f"{tf_alias}.", fused_bn.SOURCE)
@@ -286,11 +416,18 @@ class ModelClasses(ModelClassesFindings):
             compat = cst.parse_statement(source, config=module.config_for_parsing)
             new_body.insert(index, compat.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()]))
         module = module.with_changes(body=new_body)
+        # The TF1 variable scopes of each model, for var_list filters in its training program.
+        ctx.model_variables = weights.tf1_variable_names(converted, functions)
         module = _export_classes(module, {n: c.info.class_name for n, c in converted.items()})
-        module = _rewrite_callers(module, {n: c.info for n, c in converted.items()}, functions)
+        module = _rewrite_callers(module, {n: c.info for n, c in converted.items()
+                                           if n not in networks}, functions)
+        module = _rewrite_instance_calls(module, ctx, {n: c.info for n, c in converted.items()
+                                                       if n in networks},
+                                         getattr(self, "networks", {}))
         if converted:
             module = _import_helper_classes(module, converted, functions, externals or {})
         if converted or classes:
+            module = drop_dead_arg_scope_functions(module, ctx, _resolver(ctx), self.options)
             module = _drop_unused_slim_aliases(module, ctx)
         return module, findings
 
@@ -388,6 +525,8 @@ def _decide(text: str, ctx, options, externals, blocked):
     rule = ModelClasses(options)
     functions, converted, failed = rule.convert_all(module, ctx, resolve, externals)
     _apply_blocks(converted, failed, blocked or {})
+    # The wrapper classes, as the file's own run decides them (their objects' models hang on it).
+    rule.classes, rule.classes_failed = rule.convert_classes(module, ctx, resolve, blocked)
     if converted:
         # Same all-or-nothing decision as the file's own run, so importers see what it will do.
         ctx.active_codes = {r.code for r in ALL_RULES if r.applies_to_text(text)}
@@ -400,7 +539,7 @@ def staying_external_users(text: str, ctx, options, externals, blocked=None) -> 
     """Helpers imported from other modules of the tree (their local names here) that code of
     this module keeps calling as functions after its own run -> the first such user."""
     converted: Set[str] = set()
-    if _rewrites(text, ctx, options):
+    if externals or _rewrites(text, ctx, options):  # the file's own run: wants_rewrite
         converted = set(_decide(text, ctx, options, externals, blocked)[2])
     return usage.users_outside(ctx.tree, set(externals), converted)
 
@@ -422,6 +561,8 @@ def convertible_functions(text: str, ctx, options, externals=None, blocked=None)
     records = []
     for name, result in converted.items():
         info = result.info
+        if getattr(info, "network_class", False):
+            continue  # a class: other modules create and call its objects, never a function
         records.append(SimpleNamespace(
             name=name, class_name=info.class_name, base=info.base, params=tuple(info.params),
             defaults=tuple((p, _RENDER.code_for_node(v)) for p, v in info.defaults.items()),
@@ -434,6 +575,115 @@ def convertible_functions(text: str, ctx, options, externals=None, blocked=None)
             scope_default_shared=info.scope_default_shared,
             mode_param=info.mode_param, mode_template=info.mode_template))
     return records
+
+
+def _wrapper_objects(module: cst.Module, ctx, resolve) -> Dict[str, usage.WrapperObject]:
+    """Module-level objects of the batch-norm wrapper classes that convert to Keras Layers
+    (`g_bn0 = batch_norm(name='g_bn0')`), by name."""
+    suppressed = _suppressed_classes(ctx, "TFM300")
+    sources = {}
+    for name, cls in tf1_classes.tf1_classes(module, resolve).items():
+        if name in suppressed:
+            continue
+        try:
+            sources[name] = tf1_classes.convert_wrapper(cls, resolve, module.default_indent).class_source
+        except Unmappable:
+            continue
+    rejected: Dict[str, str] = {}
+    found = usage.wrapper_objects(ctx.tree, sources, rejected, ctx.text) if sources else {}
+    ctx.wrapper_objects_rejected = rejected  # why the others stay TF1 objects (convert_all)
+    return found
+
+
+def _owned_wrapper_objects(name: str, info, objects) -> Dict[str, usage.WrapperObject]:
+    """The wrapper objects model function `name` calls, each to become its sub-layer: only an
+    object no other function uses, called at one place (Unmappable otherwise)."""
+    if not objects or info.node is None:
+        return {}
+    owned = {}
+    for obj_name in sorted(tf1_classes.mentioned(info.node, set(objects))):
+        obj = objects[obj_name]
+        others = [u for u in obj.users if u != name]
+        if others:
+            raise Unmappable(f"it uses `{obj_name}`, an object of the TF1 class `{obj.class_name}` "
+                             f"that `{others[0]}` uses too: one Keras sub-layer cannot belong "
+                             "to two models")
+        calls = [c for c in _calls_named(info.node, obj_name)]
+        if len(calls) != 1 or name_uses(info.node, {obj_name}) != 1:
+            raise Unmappable(f"it uses `{obj_name}`, an object of the TF1 class `{obj.class_name}`, "
+                             "other than in one call")
+        owned[obj_name] = obj
+    return owned
+
+
+def _calls_named(node, callee: str) -> List[cst.Call]:
+    found: List[cst.Call] = []
+
+    class V(cst.CSTVisitor):
+        def visit_Call(self, call):
+            if isinstance(call.func, cst.Name) and call.func.value == callee:
+                found.append(call)
+
+    node.visit(V())
+    return found
+
+
+def _network_classes(module: cst.Module, ctx, resolve):
+    """(candidate network classes by name, reasons of the plain TF1 classes of that shape that
+    cannot convert). Batch-norm wrapper classes are left to `convert_classes`."""
+    found: Dict[str, network_classes.NetworkClass] = {}
+    failed: Dict[str, str] = {}
+    suppressed = _suppressed_classes(ctx, "TFM300")
+    functions = {s.name.value for s in module.body if isinstance(s, cst.FunctionDef)}
+    for stmt in module.body:
+        if not isinstance(stmt, cst.ClassDef) or stmt.name.value in suppressed:
+            continue
+        if not (tf1_classes.builds_tf1_layers(stmt, resolve) or tf1_classes.mentioned(stmt, functions)):
+            continue
+        try:
+            tf1_classes.convert_wrapper(stmt, resolve, module.default_indent)
+            continue  # a batch-norm wrapper class
+        except Unmappable:
+            pass
+        try:
+            net = network_classes.candidate(stmt, resolve, functions)
+        except Unmappable as exc:
+            if tf1_classes.builds_tf1_layers(stmt, resolve):
+                failed[stmt.name.value] = str(exc)
+            continue
+        if net is not None:
+            found[net.name] = net
+    return found, failed
+
+
+def _check_network(net, info, ctx, model_functions) -> None:
+    """What the model function view of a network class must satisfy besides converting."""
+    method = net.method.name.value
+    if info.config_params:
+        raise Unmappable(f"{method} takes configuration (`{info.config_params[0]}`): Keras calls "
+                         "take tensors and the training flag")
+    if info.scope_param or info.mode_param:
+        raise Unmappable(f"{method}'s parameter `{info.scope_param or info.mode_param}` names the "
+                         "scope or mode of each call")
+    problem = network_classes.instance_problems(ctx.tree, net, model_functions)
+    if problem:
+        raise Unmappable(problem)
+    if network_classes.uses_substring_filter(net):
+        problem = network_classes.scope_filter_is_exact(net, ctx.text)
+        if problem:
+            raise Unmappable(problem)
+
+
+def _rewrite_instance_calls(module: cst.Module, ctx, infos, networks) -> cst.Module:
+    """Calls of the objects of converted network classes pass training= by keyword."""
+    if not infos:
+        return module
+    objects = {}
+    for obj, cls in network_classes.instance_names(ctx.tree, set(infos)).items():
+        info, net = infos[cls], networks[cls]
+        objects[obj] = network_classes.CallSignature(net.call_params, list(info.tensor_params),
+                                                     info.training_param)
+    return module.visit(network_classes.InstanceCallRewriter(objects))
 
 
 def _export_classes(module: cst.Module, classes: Dict[str, str]) -> cst.Module:
@@ -720,6 +970,17 @@ class _CallerRewriter(cst.CSTTransformer):
         args = [cst.Arg(bound[p]) if i == 0 else _keyword_arg(p, bound[p])
                 for i, p in enumerate(p for p in info.tensor_params if p in bound)]
         training = bound.get(info.training_param) if info.training_param else None
+        if info.scope_training:
+            # `with slim.arg_scope(net_arg_scope(is_training=True)):` around this call.
+            if id(original) not in info.scope_training:
+                raise RuntimeError(f"no arg_scope training flag recorded for a call of {info.name}")
+            training = info.scope_training[id(original)]
+        if training is None and info.training_param and \
+                isinstance(info.defaults.get(info.training_param), cst.Name) and \
+                info.defaults[info.training_param].value in ("True", "False"):
+            # `def generator(z, train=True)` called as `generator(z)`: TF1 built it in training
+            # mode, and Keras's call() defaults to training=False.
+            training = info.defaults[info.training_param]
         if training is None and info.mode_param and info.mode_param in bound:
             training = cst.parse_expression(
                 info.mode_template.format(_RENDER.code_for_node(bound[info.mode_param])))
@@ -754,6 +1015,21 @@ class _CallerRewriter(cst.CSTTransformer):
                 any(stmt is original for stmt in parent_blocks[-1].body):
             self._index_stack.pop()
         return super().on_leave(original, updated)
+
+
+def _function_attribute_on_class(stmt, converted):
+    """`vgg_a.default_image_size = 224` -> `VggA.default_image_size = 224` (usage.py lets such
+    module-level statements through): the function no longer exists, its class does."""
+    if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and \
+            isinstance(stmt.body[0], cst.Assign) and len(stmt.body[0].targets) == 1:
+        target = stmt.body[0].targets[0].target
+        if isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name) and \
+                target.value.value in converted and literal(stmt.body[0].value) is not NOT_LITERAL:
+            new_target = target.with_changes(
+                value=cst.Name(converted[target.value.value].info.class_name))
+            return stmt.with_changes(body=[stmt.body[0].with_changes(
+                targets=[stmt.body[0].targets[0].with_changes(target=new_target)])])
+    return stmt
 
 
 def _rewrite_callers(module: cst.Module, converted, functions) -> cst.Module:

@@ -25,6 +25,17 @@ class ModelClassesFindings(RewriteRule):
     summary = "TF1 model-building function becomes a Keras Model/Layer class"
     tokens = ("layers", "slim", "batch_norm", "BatchNormalization")
 
+    @classmethod
+    def applies_to_tree(cls, ctx, index) -> bool:
+        """A module whose model functions call only helpers imported from other files of the
+        tree: converting those helpers into classes converts these functions too."""
+        from migrate.tree_index import externals_for
+
+        return bool(externals_for(index, getattr(ctx, "module_name", None), ctx.tree))
+
+    def wants_rewrite(self, ctx, findings) -> bool:
+        return bool(findings) or self.applies_to_tree(ctx, getattr(self.options, "tree_index", None))
+
     def check(self, ctx):
         apis = LAYER_APIS | LAYER_CLASS_APIS
         builders = {}
@@ -34,6 +45,8 @@ class ModelClassesFindings(RewriteRule):
                 continue
             if qualified == "keras.layers.BatchNormalization" and not ctx.is_tf1_graph_code:
                 continue
+            if _named_in_arg_scope(ctx, node):
+                continue  # `slim.arg_scope([slim.conv2d], ...)` names a layer, builds none
             func = next(ctx.enclosing(node, [ast.FunctionDef]), None)
             if func is not None and ctx.parents.get(func) is ctx.tree:
                 builders.setdefault(func.name, func)
@@ -50,5 +63,16 @@ class ModelClassesFindings(RewriteRule):
         for name, cls in classes.items():
             yield ctx.finding(cls, self.code,
                               f"class `{name}` builds TF1 layers in its methods: a batch-norm wrapper "
-                              "class becomes a Keras Layer, a model class is left marked for manual "
-                              "migration (tf-migrate apply)")
+                              "class becomes a Keras Layer, a network object (`__call__` builds "
+                              "the network) a Keras Model, a model class is left marked for "
+                              "manual migration (tf-migrate apply)")
+
+
+def _named_in_arg_scope(ctx, node) -> bool:
+    """Whether `node` is an argument of a `slim.arg_scope(...)` call (an op list or a default)."""
+    parent = ctx.parents.get(node)
+    while parent is not None and not isinstance(parent, (ast.Call, ast.stmt)):
+        parent = ctx.parents.get(parent)
+    return isinstance(parent, ast.Call) and parent.func is not node \
+        and ctx.resolve(parent.func) == "tf_slim.arg_scope"
+

@@ -7,6 +7,7 @@ from migrate.findings import BEHAVIOUR_CHANGE, EXACT, Finding
 from migrate.model_rewrite.analysis import dotted
 from migrate.model_rewrite.layers import Unmappable
 from migrate.rules.train_steps_findings import TrainStepsFindings
+from migrate.model_rewrite.arg_scopes import drop_dead_arg_scope_functions
 from migrate.rules.model_classes import (_drop_unused_slim_aliases, _resolver, _tensorflow_alias,
                                          suppressed_functions)
 from migrate.training_rewrite.optimizers import TF1_RMSPROP_CLASS
@@ -33,7 +34,15 @@ class TrainSteps(TrainStepsFindings):
     `path-<step>` files, state file and `max_to_keep`; restores build the models and optimizer
     slots first, so resuming continues exactly); the global step becomes the optimizer's
     `iterations`; learning-rate decay functions become Keras schedules; regularization losses
-    become the model's `losses`; scalar `tf.summary` v1 ops become TF2 summaries.
+    become the model's `losses`; scalar `tf.summary` v1 ops become TF2 summaries. A var_list
+    filtered by variable name (`[v for v in t_vars if 'd_' in v.name]`, `v.name.startswith(...)`,
+    `tf.get_collection(TRAINABLE_VARIABLES, scope='gen')`) trains the models all of whose TF1
+    variable names it keeps, by the names the model rewrite keeps (`weights.py`).
+    A program written at module level (from the first graph-building statement to the end of the
+    script) or in the body of `if __name__ == "__main__":` converts the same way, all or nothing
+    with its model functions: the steps (and definitions between its statements) go before it,
+    its loop stays where it was. One that cannot (a function reading one of its names as a
+    global, ...) is left as it was, `# tf-migrate: TFM401 <reason>` above its first statement.
 
     ## Why
     TF 2.16+ runs eagerly: placeholders fail, `get_collection(UPDATE_OPS)` returns `[]`, and
@@ -95,6 +104,7 @@ class TrainSteps(TrainStepsFindings):
                 converter = ProgramConverter(stmt, resolve, tf_alias, model_classes, taken,
                                              module.default_indent, _default_names(module))
                 converter.preserve_bugs = bool(getattr(self.options, "preserve_bugs", False))
+                converter.model_variables = dict(getattr(ctx, "model_variables", {}))
                 plan = converter.convert()
                 if not any(f.code == "TFM206" for f in getattr(ctx, "findings", [])):
                     # Forgotten UPDATE_OPS only matter where there is a batch norm to update
@@ -145,6 +155,7 @@ class TrainSteps(TrainStepsFindings):
             new_body = _with_import_os(new_body)
         module = module.with_changes(body=new_body)
         if any(f.code == self.code for f in findings):
+            module = drop_dead_arg_scope_functions(module, ctx, resolve, self.options)
             module = _drop_unused_slim_aliases(module, ctx)
         return module, findings
 
@@ -176,6 +187,8 @@ def _trial_programs(module: cst.Module, ctx, options) -> Dict[str, Optional[str]
             converter = ProgramConverter(stmt, resolve, tf_alias, model_classes, _module_names(module),
                                          module.default_indent, names)
             converter.preserve_bugs = bool(getattr(options, "preserve_bugs", False))
+            # The TF1 variable names of the models the model rewrite made (var_list filters).
+            converter.model_variables = dict(getattr(ctx, "model_variables", {}))
             try:
                 _refuse_held_models(stmt, held_models)
                 converter.convert()

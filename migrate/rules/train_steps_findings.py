@@ -35,3 +35,13 @@ class TrainStepsFindings(RewriteRule):
                     yield ctx.finding(func, self.code,
                                       f"`{func.name}` runs a TF1 Session: its train ops become "
                                       "GradientTape train steps (tf-migrate apply)")
+        # A Session program at module level or under `if __name__ == "__main__":`: converted as
+        # a function program is (training_rewrite/module_program.py), or marked with the reason.
+        if any(qualified in SESSIONS for _, qualified in ctx.references):
+            from migrate.module_programs import find_module_program
+
+            program = find_module_program(ctx.tree, ctx.resolve)
+            if program is not None:
+                yield ctx.finding(ctx.tree.body[program.start], self.code,
+                                  "the module-level program runs a TF1 Session: its train ops "
+                                  "become GradientTape train steps (tf-migrate apply)")

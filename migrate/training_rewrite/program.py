@@ -46,6 +46,7 @@ SAVER = "tensorflow.train.Saver"
 GRAPH = "tensorflow.Graph"
 INITIALIZERS = ("tensorflow.global_variables_initializer", "tensorflow.initialize_all_variables",
                 "tensorflow.local_variables_initializer")
+ARG_SCOPE = "tf_slim.arg_scope"
 CREATE_TRAIN_OP = ("tf_slim.learning.create_train_op", "tf_slim.create_train_op")
 # tf.losses.X(labels, logits) -> the TF2 expression with the same (mean) reduction.
 _LOSSES = {
@@ -70,13 +71,37 @@ class Placeholder:
     shape: Optional[cst.BaseExpression] = None  # the static shape, when given
 
 
+# A var_list taken from these: only the trainable variables among them get gradients, so a
+# name filter over the global variables selects the same weights (moving statistics have none).
+VARIABLE_LISTS = ("tensorflow.trainable_variables", "tensorflow.global_variables")
+TRAINABLE_KEYS = ("tensorflow.GraphKeys.TRAINABLE_VARIABLES",
+                  "tensorflow.GraphKeys.GLOBAL_VARIABLES")
+
+
+@dataclass(frozen=True)
+class VarFilter:
+    """A var_list built by filtering the trainable variables by name: `startswith(text)` (also
+    `get_collection(TRAINABLE_VARIABLES, scope=text)`, which re.match-es the scope) or
+    `text in v.name`."""
+
+    kind: str  # "prefix" or "substring"
+    text: str
+
+    def test(self, name: str) -> bool:
+        return name.startswith(self.text) if self.kind == "prefix" else self.text in name
+
+    def describe(self) -> str:
+        return (f"the variables whose name starts with {self.text!r}" if self.kind == "prefix"
+                else f"the variables whose name contains {self.text!r}")
+
+
 @dataclass
 class TrainOp:
     name: str
     loss: str
     optimizer: str  # name of the optimizer object in the program
     returns_loss: bool = False  # slim's create_train_op: running it yields the loss
-    var_prefix: Optional[str] = None  # var_list = the trainable variables under this scope
+    var_prefix: Optional[VarFilter] = None  # var_list = the trainable variables it selects
     # compute_gradients -> (processing) -> apply_gradients(apply_expr): the gradient list's name.
     gradients_name: Optional[str] = None
     apply_expr: Optional[cst.BaseExpression] = None
@@ -131,10 +156,16 @@ class ProgramConverter:
         self.step_optimizer: Dict[str, str] = {}  # global step name -> the optimizer counting it
         self.optimizer_feeds: Dict[str, Dict[str, str]] = {}  # optimizer -> {hyper-param: placeholder}
         self.trainable_names: Set[str] = set()  # `t_vars = tf.trainable_variables()`
-        self.var_filters: Dict[str, str] = {}  # `d_vars = [v for v in t_vars if v.name.startswith(p)]`
+        self.var_filters: Dict[str, VarFilter] = {}  # `d_vars = [v for v in t_vars if ...]`
+        # class -> the names its trainable TF1 variables may have (`generator/g_h0_lin/kernel`),
+        # None where one is not static; set by the model rewrite (weights.tf1_variable_names).
+        self.model_variables: Dict[str, Optional[List[str]]] = {}
         self.object_classes: Dict[str, str] = {}
-        self.gradient_sets: Dict[str, Tuple[str, str, Optional[str]]] = {}  # name -> (loss, opt, prefix)
+        self.gradient_sets: Dict[str, Tuple[str, str, Optional[VarFilter]]] = {}  # (loss, opt, filter)
         self.plain_aliases: Dict[str, cst.SimpleStatementLine] = {}
+        # `def sce(x, y): return tf.nn.sigmoid_cross_entropy_with_logits(...)` inside the
+        # program: a loss helper the module-level train steps define again (DCGAN-tensorflow).
+        self.local_functions: Dict[str, cst.FunctionDef] = {}
         self.helpers: List[str] = []
         self.step_names: Dict[str, str] = {}  # train op -> step function
         self.step_signature: Dict[str, List[str]] = {}
@@ -233,7 +264,20 @@ class ProgramConverter:
                 for inner in stmt.body.body:
                     out.extend(self._graph_statement(inner, wired=True))
                 return out
+            if isinstance(item, cst.Call) and self.resolve(item.func) == ARG_SCOPE \
+                    and stmt.items[0].asname is None and self._scope_absorbed(stmt):
+                # `with slim.arg_scope(vgg_arg_scope()):` around model calls: the model classes
+                # took its defaults (model_rewrite/arg_scopes.py), nothing else here reads them.
+                out = []
+                for inner in stmt.body.body:
+                    out.extend(self._graph_statement(inner, wired))
+                if out:
+                    out[0] = out[0].with_changes(leading_lines=[*stmt.leading_lines,
+                                                                *out[0].leading_lines])
+                return out
             raise Unmappable("a with block in the graph-building code")
+        if isinstance(stmt, cst.FunctionDef):
+            self.local_functions[stmt.name.value] = stmt
         if not isinstance(stmt, cst.SimpleStatementLine):
             if _names_in(stmt) & (set(self.placeholders) | self.graph_names):
                 raise Unmappable(f"graph built inside a {type(stmt).__name__.lower()} statement")
@@ -287,10 +331,10 @@ class ProgramConverter:
             return []
         if api in OPTIMIZER_NAMES and len(targets) == 1:
             return self._optimizer(targets[0], api, value, stmt)
-        if api == "tensorflow.trainable_variables" and len(targets) == 1 and not value.args:
+        if api in VARIABLE_LISTS and len(targets) == 1 and not value.args:
             self.trainable_names.add(targets[0])
             return []
-        prefix = self._scope_filter(value)
+        prefix = self._scope_filter(value) or self._collection_filter(value)
         if prefix is not None and len(targets) == 1:
             self.var_filters[targets[0]] = prefix
             return []
@@ -330,13 +374,34 @@ class ProgramConverter:
         used = _names_in(value)
         if used & (set(self.placeholders) | self.graph_names | self.model_objects):
             self.graph.append(stmt)
-            self.graph_names.update(targets)
+            # `logits, _ = net(images)`: `_` discards a value, it names no graph tensor (and is
+            # reused as a loop variable).
+            self.graph_names.update(t for t in targets if not (t == "_" and len(targets) > 1))
             return []
         dotted_value = dotted(value)
         if dotted_value and len(targets) == 1 and (self.resolve(value) or "").startswith("tensorflow."):
             # An alias such as `xent = tf.nn.sigmoid_cross_entropy_with_logits`: train steps copy it.
             self.plain_aliases[targets[0]] = stmt
         return [stmt]
+
+    def _scope_absorbed(self, stmt: cst.With) -> bool:
+        """A slim.arg_scope only changes slim functions: a block that calls none (only model
+        classes, their objects and non-slim library functions) has nothing left it affects."""
+        objects = set(self.model_objects)
+        for inner in stmt.body.body:
+            for call in _calls_in(inner):
+                api = self.resolve(call.func)
+                if api is not None and api.startswith("tf_slim."):
+                    return False
+                if api is None and not (isinstance(call.func, cst.Name) and (
+                        call.func.value in self.model_classes or call.func.value in objects)):
+                    return False
+            if isinstance(inner, cst.SimpleStatementLine) and len(inner.body) == 1 and \
+                    isinstance(inner.body[0], cst.Assign) and isinstance(inner.body[0].value, cst.Call) \
+                    and isinstance(inner.body[0].value.func, cst.Name) \
+                    and inner.body[0].value.func.value in self.model_classes:
+                objects.update(_assigned(inner))
+        return True
 
     def _saver(self, name: str, call: cst.Call, stmt) -> cst.BaseStatement:
         """`saver = tf.train.Saver()` -> a tf.train.Checkpoint of the models and optimizers."""
@@ -455,14 +520,42 @@ class ProgramConverter:
                 comment=cst.Comment(comment))))
         return out
 
-    def _scope_filter(self, node) -> Optional[str]:
-        """`[v for v in t_vars if v.name.startswith('scope/')]` -> 'scope'."""
+    def _collection_filter(self, node) -> Optional[VarFilter]:
+        """`tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope='gen')` and
+        `tf.trainable_variables('gen')`: TF1 keeps the variables whose name re.match-es the
+        scope, a prefix test for a scope without regular-expression characters."""
+        if not isinstance(node, cst.Call):
+            return None
+        api = self.resolve(node.func)
+        if api in VARIABLE_LISTS:
+            names = ("scope",)
+        elif api == "tensorflow.get_collection" and node.args and node.args[0].keyword is None and (
+                self.resolve(node.args[0].value) in TRAINABLE_KEYS
+                or literal(node.args[0].value) in ("trainable_variables", "variables")):
+            names = ("key", "scope")
+        else:
+            return None
+        bound = {}
+        for index, arg in enumerate(node.args):
+            key = arg.keyword.value if arg.keyword is not None else (
+                names[index] if index < len(names) else None)
+            if key not in names or arg.star:
+                return None
+            bound[key] = arg.value
+        scope = literal(bound["scope"]) if "scope" in bound else None
+        if not (isinstance(scope, str) and re.fullmatch(r"[\w/]+", scope)):
+            return None  # no scope (every variable), or a pattern with regex characters
+        return VarFilter("prefix", scope)
+
+    def _scope_filter(self, node) -> Optional[VarFilter]:
+        """`[v for v in t_vars if v.name.startswith('scope/')]` or `if 'd_' in v.name`."""
         if not (isinstance(node, cst.ListComp) and len(node.for_in.ifs) == 1
                 and node.for_in.inner_for_in is None):
             return None
         source = node.for_in.iter
         if not ((isinstance(source, cst.Name) and source.value in self.trainable_names) or
-                (isinstance(source, cst.Call) and self.resolve(source.func) == "tensorflow.trainable_variables")):
+                (isinstance(source, cst.Call) and self.resolve(source.func) in VARIABLE_LISTS
+                 and not source.args)):
             return None
         test = node.for_in.ifs[0].test
         target = node.for_in.target
@@ -471,17 +564,16 @@ class ProgramConverter:
             prefix, owner = literal(test.args[0].value), test.func.value
         elif isinstance(test, cst.Comparison) and len(test.comparisons) == 1 \
                 and isinstance(test.comparisons[0].operator, cst.In):
-            # `'discriminator' in v.name`: only ever paired with a model of exactly that name
-            # (the step asks for one), so a looser substring like 'd_' finds no model and the
-            # program is left as it was.
+            # `'d_' in v.name`: the step pairs it with the models all of whose variables
+            # contain it (and none of the others'), by the TF1 names the model rewrite keeps.
             prefix, owner = literal(test.left), test.comparisons[0].comparator
         else:
             return None
-        if not (isinstance(prefix, str) and isinstance(target, cst.Name)
+        if not (isinstance(prefix, str) and prefix and isinstance(target, cst.Name)
                 and dotted(owner) == f"{target.value}.name"
                 and isinstance(node.elt, cst.Name) and node.elt.value == target.value):
             return None
-        return prefix.rstrip("/")
+        return VarFilter("prefix" if isinstance(test, cst.Call) else "substring", prefix)
 
     def _is_update_ops(self, node) -> bool:
         if isinstance(node, cst.StarredElement):
@@ -692,11 +784,19 @@ class ProgramConverter:
         if len(positional) != 2 or len(call.args) != 2:
             raise Unmappable("create_train_op with extra arguments")
         loss, optimizer = positional
+        prelude: List[cst.BaseStatement] = []
+        if isinstance(optimizer, cst.Call) and self.resolve(optimizer.func) in OPTIMIZER_NAMES:
+            # `create_train_op(loss, tf.train.AdamOptimizer(0.01))`: the optimizer gets a name.
+            opt_name = self._fresh("optimizer")
+            prelude = self._optimizer(opt_name, self.resolve(optimizer.func), optimizer,
+                                      cst.parse_statement(f"{opt_name} = 0"))
+            prelude = [p.with_changes(leading_lines=stmt.leading_lines) for p in prelude]
+            optimizer = cst.Name(opt_name)
         if not (isinstance(loss, cst.Name) and isinstance(optimizer, cst.Name)
                 and optimizer.value in self.optimizers):
             raise Unmappable("create_train_op of an expression")
         self.train_ops[name] = TrainOp(name, loss.value, optimizer.value, returns_loss=True, wired=True)
-        return []
+        return prelude
 
     # -- the session block ----------------------------------------------------------------------
     def _session_part(self, stmts, sess: str) -> List[cst.BaseStatement]:
@@ -730,6 +830,8 @@ class ProgramConverter:
                 return restored
             if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr):
                 call = stmt.body[0].value
+                if self._initializer_run(call):
+                    return []  # `tf.global_variables_initializer().run()`: Keras initialises
                 if self._is_run(call):
                     fetch = call.args[0].value if call.args else None
                     if isinstance(fetch, cst.Call) and self.resolve(fetch.func) in INITIALIZERS:
@@ -762,6 +864,17 @@ class ProgramConverter:
             # The header (loop range, condition) may read session values too.
             return [updated]
         raise Unmappable(f"a {type(stmt).__name__} statement in the session block")
+
+    def _initializer_run(self, node) -> bool:
+        """`tf.global_variables_initializer().run()` or `init.run()` (the default session's
+        run, DCGAN-tensorflow's spelling of `sess.run(init)`)."""
+        if not (isinstance(node, cst.Call) and not node.args and isinstance(node.func, cst.Attribute)
+                and node.func.attr.value == "run"):
+            return False
+        owner = node.func.value
+        return (isinstance(owner, cst.Call) and not owner.args
+                and self.resolve(owner.func) in INITIALIZERS) or \
+            (isinstance(owner, cst.Name) and owner.value in self.initializer_names)
 
     def _saver_call(self, node, method: str) -> bool:
         if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
@@ -920,7 +1033,11 @@ class ProgramConverter:
         body = [s.visit(_Substitute({k: v for k, v in substitutions.items() if k not in args}))
                 .visit(_LossRewriter(self)).visit(TF1CallFixer(self.resolve)) for s in slice_stmts]
         self._note_training_mode_fetch(name, body)
-        body_lines = [self.indent + _RENDER.code_for_node(stmt).strip() for stmt in body]
+        read = set()
+        for stmt in slice_stmts:
+            read |= _names_in(stmt.body[0].value)
+        body_lines = self._local_function_lines(read, self.indent)
+        body_lines += [self.indent + _RENDER.code_for_node(stmt).strip() for stmt in body]
         body_lines.append(f"{self.indent}return {name}")
         key = (name, tuple(params), tuple(body_lines))
         helper = self.value_helpers.get(key)
@@ -979,7 +1096,12 @@ class ProgramConverter:
     def _make_step(self, op: TrainOp, results, slice_stmts, args, substitutions) -> None:
         objects = sorted(self._objects_in(slice_stmts))
         if not objects:
-            raise Unmappable(f"the loss of {op.name} uses no model object")
+            # Name what computes it: a function left TF1 code (the usual cause), or nothing.
+            called = sorted({c.func.value for stmt in slice_stmts for c in _calls_in(stmt)
+                             if isinstance(c.func, cst.Name) and c.func.value not in _BUILTIN_NAMES})
+            raise Unmappable(f"the loss of {op.name} uses no model object" + (
+                f": it is computed by `{called[0]}`, which is not a model class the rewrite made"
+                if called else ""))
         if not op.wired and not self.preserve_bugs:
             self.notes.append(("TFM206", f"{op.name} never ran UPDATE_OPS in TF1"))
         stem = re.sub(r"_?train_op$|^train_op_?", "", op.name)
@@ -1007,6 +1129,7 @@ class ProgramConverter:
             lines.append(f"{ind}{opt}.{key}.assign({placeholder})  # fed at each step in TF1")
         for alias in sorted(used & set(self.plain_aliases)):
             lines.append(ind + _RENDER.code_for_node(self.plain_aliases[alias]).strip())
+        lines.extend(self._local_function_lines(used, ind))
         lines.append(f"{ind}with {self.tf}.GradientTape() as tape:")
         for stmt in slice_stmts:
             new = stmt.visit(_Substitute(substitutions)).visit(_LossRewriter(self)).visit(
@@ -1044,15 +1167,59 @@ class ProgramConverter:
         self.helpers.append("\n".join(lines) + "\n")
         self.graph_used_in_steps = True
 
+    def _local_function_lines(self, used: Set[str], ind: str) -> List[str]:
+        """The program's own helper functions the step's statements call, defined again in the
+        step; only those that read nothing else of the program (no closure over its locals)."""
+        lines: List[str] = []
+        program_locals = bound_names(self.func) | {p.name.value for p in self.func.params.params} \
+            | set(self.local_functions)
+        for name in sorted(used & set(self.local_functions)):
+            func = self.local_functions[name]
+            own = bound_names(func) | {p.name.value for p in func.params.params} | {name}
+            if (_names_in(func) - own) & program_locals:
+                raise Unmappable(f"the train step calls `{name}`, a function of the program "
+                                 "that reads the program's own variables")
+            text = _RENDER.code_for_node(func.with_changes(leading_lines=[])).strip()
+            lines.extend((ind + line) if line.strip() else "" for line in text.splitlines())
+        return lines
+
     def _trained_objects(self, op: TrainOp, objects: Sequence[str]) -> List[str]:
         """The model objects whose variables `op` trains (its var_list scope, else all it calls)."""
         if op.var_prefix is None:
             return list(objects)
-        trained = [o for o in objects
-                   if self.model_names.get(self.object_classes.get(o, "")) == op.var_prefix]
-        if len(trained) != 1:
-            raise Unmappable(f"var_list of {op.name}: no single model is named {op.var_prefix!r}")
+        trained = [o for o in objects if self._selects(op, op.var_prefix, o)]
+        if not trained:
+            raise Unmappable(f"var_list of {op.name}: {op.var_prefix.describe()} are those of "
+                             "no model the loss calls")
         return trained
+
+    def _selects(self, op: TrainOp, var_filter: VarFilter, obj: str) -> bool:
+        """Whether the var_list filter keeps all trainable variables of model `obj` (True) or
+        none (False); Unmappable where it would keep some, or where that is not known."""
+        cls = self.object_classes.get(obj, "")
+        names = self.model_variables.get(cls)
+        if names is not None:
+            hits = {var_filter.test(f"{name}:0") for name in names}
+            if len(hits) == 1:
+                return hits.pop()
+            if not hits:
+                return False  # a model without variables: nothing to train
+            raise Unmappable(f"var_list of {op.name}: {var_filter.describe()} are only some of "
+                             f"the variables of `{obj}`")
+        # Unknown layer names: decide by the model's scope, which starts every variable name.
+        scope = self.model_names.get(cls)
+        if scope is None:
+            raise Unmappable(f"var_list of {op.name}: the TF1 variable names of `{obj}` are not known")
+        head = scope + "/"
+        if var_filter.test(head):
+            return True  # every variable name starts with `scope/`
+        if var_filter.kind == "prefix" and var_filter.text.startswith(head):
+            raise Unmappable(f"var_list of {op.name}: {var_filter.describe()} may be only some "
+                             f"of the variables of `{obj}`")
+        # A prefix the scope does not start with keeps none. A substring outside the scope name
+        # could still be in a layer name: as before layer names were known, such a filter pairs
+        # only with a model whose scope contains it, and so selects no model here.
+        return False
 
     def _optimizer_builds(self, comment="# create its slots before restoring them") -> List[str]:
         """`optimizer.build(variables)` per optimizer: Keras 3 creates its slots lazily, and
@@ -1136,6 +1303,20 @@ class _RunRewriter(cst.CSTTransformer):
         if self.conv._saver_call(original, "restore"):
             raise Unmappable("Saver.restore used as a value")
         return updated
+
+
+def _calls_in(node) -> List[cst.Call]:
+    found: List[cst.Call] = []
+
+    class Calls(cst.CSTVisitor):
+        def visit_Call(self, call):
+            found.append(call)
+
+    node.visit(Calls())
+    return found
+
+
+_BUILTIN_NAMES = frozenset(dir(__import__("builtins")))
 
 
 def _calls_of(node, callee: str) -> List[cst.Call]:

@@ -132,11 +132,22 @@ def old_functions(tree):
     return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
 
+def old_network_classes(tree):
+    """Plain classes whose `__call__` builds a network (the TF1 side of a converted class)."""
+    return [n.name for n in tree.body if isinstance(n, ast.ClassDef)
+            and all(_base_name(b) == "object" for b in n.bases)
+            and any(isinstance(m, ast.FunctionDef) and m.name == "__call__" for m in n.body)]
+
+
 def pair_models(old_tree, new_tree):
     classes = model_classes(new_tree)
     funcs = old_functions(old_tree)
+    networks = old_network_classes(old_tree)
     pairs, unpaired = [], []
     for cls in classes:
+        if cls in networks:
+            pairs.append({"old": cls, "new": cls})
+            continue
         for cand in (snake(cls), cls.lower(), cls):
             if cand in funcs:
                 pairs.append({"old": cand, "new": cls})

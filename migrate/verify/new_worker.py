@@ -290,12 +290,16 @@ class NewModel(object):
             layers.extend(m._flatten_layers(include_self=False, recursive=True))
         return layers
 
-    def _owner(self, models, var):
+    def _owners(self, models):
+        """id(variable) -> the layer whose moving mean/variance it is (one walk over the
+        layers, not one per variable: a ResNet has hundreds of both)."""
+        owners = {}
         for layer in self._layers(models):
             for attr in ("moving_mean", "moving_variance"):
-                if getattr(layer, attr, None) is var:
-                    return layer
-        return None
+                var = getattr(layer, attr, None)
+                if var is not None:
+                    owners.setdefault(id(var), layer)
+        return owners
 
     # -- one variant
     def run_variant(self, variant, eager, arrays):
@@ -314,16 +318,17 @@ class NewModel(object):
                 if list(v.shape) == list(init[n].shape):
                     v.assign(init[n])
 
+        owners = self._owners(models)
         if variant == "momentum1":
             for name in self.old_meta.get("never_updated", []):
                 var = byname.get(name)
-                layer = self._owner(models, var) if var is not None else None
+                layer = owners.get(id(var)) if var is not None else None
                 if layer is not None:
                     layer.momentum = 1.0
 
         momenta = {}
         for name, var in byname.items():
-            layer = self._owner(models, var)
+            layer = owners.get(id(var))
             if layer is not None:
                 momenta[name] = float(layer.momentum)
 
@@ -493,6 +498,11 @@ class NewModel(object):
                     grads_seen[maker_for_grads] = "done"
         del frozen
         timing = time.time() - t0
+        # how often each traced train step was traced (1 is the goal: a retrace, from a
+        # Python scalar argument or variables made on the first call, costs a whole trace)
+        traces = {sname: runner.experimental_get_tracing_count()
+                  for _, sname, runner, _ in calls
+                  if hasattr(runner, "experimental_get_tracing_count")}
         for idx, values in losses.items():
             arrays[prefix + "loss/%d" % idx] = np.asarray(values, dtype=np.float64)
         for n, v in byname.items():
@@ -530,7 +540,8 @@ class NewModel(object):
                     byname[name].assign(value)
         self.meta["variants"].append({"name": variant, "eager": eager,
                                       "train_s": timing, "total_s": time.time() - started,
-                                      "cpu_s": time.process_time() - cpu_started})
+                                      "cpu_s": time.process_time() - cpu_started,
+                                      "traces": traces})
         if variant in ("function", "eager"):
             self.meta.setdefault("momentum", momenta)
 
@@ -686,6 +697,33 @@ def _disable_dropout(tf, keras):
     keras.layers.Dropout.call = layer_call
 
 
+KERNEL_CACHE_MODELS = 8  # models between two clears of TensorFlow's eager kernel cache
+
+
+def fresh_keras_state(keras, models_done):
+    """Keras's global state reset before each model, as `keras.backend.clear_session()`
+    does (auto layer names restart, so a model's weight paths do not depend on the models
+    before it), but TensorFlow's eager kernel cache is emptied only every
+    KERNEL_CACHE_MODELS models: it holds compiled op kernels (rebuilding the same ones
+    cost every model ~40 ms) and the call kernels of each model's tf.functions (~1.5 MB a
+    model until the next clear). Kernels of seeded random ops keep their state across
+    models in between, but `tf.random.set_seed` clears the cache itself, and verify runs
+    models with randomness disabled."""
+    ctx = None
+    if models_done % KERNEL_CACHE_MODELS:
+        try:
+            from tensorflow.python.eager import context
+            ctx = context.context()
+            ctx.clear_kernel_cache = lambda: None  # shadows the method for this one call
+        except Exception:  # a TensorFlow without it: the full clear_session
+            ctx = None
+    try:
+        keras.backend.clear_session()
+    finally:
+        if ctx is not None:
+            del ctx.clear_kernel_cache
+
+
 def _wait_for(path, parent):
     """Pre-started worker: TensorFlow is imported while the old side runs; wait for
     the job file (written atomically), or exit when the parent is gone."""
@@ -706,18 +744,26 @@ def main(argv=None):
         jobfile, progress_path, parent = argv[1], None, None
         progress_path = protocol.load_json(jobfile)["progress"]
     progress = open(progress_path, "a", buffering=1)
+    import gc
     import numpy as np
     import tensorflow as tf
     import keras
     _disable_dropout(tf, keras)
+    # TensorFlow and Keras are millions of long-lived objects; keras clear_session()'s
+    # gc.collect() walked them all for every model (~0.15 s a model). Frozen, a collection
+    # only walks what the models made.
+    gc.freeze()
     progress.write("ready %f\n" % time.time())
     if parent is not None:
         _wait_for(jobfile, parent)
     job = protocol.load_json(jobfile)
     verify_parent = os.getppid()
 
+    done = [0]
+
     def run_one(model, out_json, out_npz):
-        keras.backend.clear_session()
+        fresh_keras_state(keras, done[0])
+        done[0] += 1
         run_model(tf, keras, np, model, job, out_json, out_npz)
 
     def old_result_ready(model):

@@ -74,8 +74,8 @@ def run_model(tf, model, job, out_json, out_npz):
                                       "class %r)" % (fname, _new_of(model, fname)))
                 _wrap_model_function(module, fname)
             entry = model.get("old_entry") or "main"
-            fn = getattr(module, entry, None)
-            if not callable(fn):
+            fn = protocol.entry_function(module, model.get("old_entry"))
+            if fn is None:
                 raise VerifyError("old program has no entry function %r; name it in the "
                                   "spec ([[model]] old_entry = ...)" % entry)
             STATE.block_sessions = True
@@ -557,6 +557,8 @@ def main(argv=None):
     real_session_init = session_mod.BaseSession.__init__
     _install_hooks(tf)
     feed_probe.install(real_session_init)
+    import gc
+    gc.freeze()  # TensorFlow's own objects: automatic full collections skip them (see new_worker)
     progress.write("ready %f\n" % time.time())
     protocol.run_models(job, "old", lambda model, out_json, out_npz: run_model(
         tf, model, job, out_json, out_npz), _describe, progress)

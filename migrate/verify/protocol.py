@@ -71,8 +71,63 @@ def import_program(path, prefix, model_id):
     if directory not in sys.path:
         sys.path.insert(0, directory)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    deferred = _deferred_program(path)
+    if deferred is None:
+        spec.loader.exec_module(module)
+        return module
+    definitions, program = deferred
+    exec(definitions, module.__dict__)
+    module.__dict__[MODULE_PROGRAM] = program
     return module
+
+
+# A module-level Session program (statements after the definitions, or the body of `if __name__
+# == "__main__":`, found by migrate.module_programs) does not run at import: the import stops
+# before it and keeps it, compiled, under this name. The old side runs it as the program's entry
+# point (after wrapping the model functions); the new side never runs it (its training loop).
+MODULE_PROGRAM = "__tfm_module_program__"
+
+
+def _deferred_program(path):
+    """(code of the module without its module-level program, code of the program), or None."""
+    import ast
+
+    from migrate.context import _walk
+    from migrate.module_programs import find_module_program
+    from migrate.names import ImportResolver
+
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+        tree = ast.parse(source, filename=path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    program = find_module_program(tree, ImportResolver(tree, _walk(tree)[0]).resolve)
+    if program is None:
+        return None
+    statements = program.statements(tree)
+    if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+           for s in statements for n in ast.walk(s)):
+        return None  # definitions inside it: the import runs it as it is
+    # Definitions between its statements are made before it (module_programs: `hoisted`).
+    before = ast.Module(body=[*tree.body[:program.start], *(tree.body[i] for i in program.hoisted)],
+                        type_ignores=[])
+    after = ast.Module(body=statements, type_ignores=[])
+    return compile(before, path, "exec"), compile(after, path, "exec")
+
+
+def entry_function(module, entry_name=None):
+    """The old program's entry point: `entry_name`, else its deferred module-level program,
+    else `main` (None when there is none)."""
+    if entry_name is None and MODULE_PROGRAM in module.__dict__:
+        program = module.__dict__[MODULE_PROGRAM]
+
+        def run_module_program():
+            exec(program, module.__dict__)
+
+        return run_module_program
+    fn = getattr(module, entry_name or "main", None)
+    return fn if callable(fn) else None
 
 
 def redirect_stdout_to_stderr():

@@ -165,6 +165,8 @@ def is_tensor(value):
 
 
 def wrap_model_function(module, fname):
+    if inspect.isclass(getattr(module, fname)):
+        return _wrap_network_class(module, fname)
     fn = getattr(module, fname)
     sig = inspect.signature(fn)
 
@@ -181,6 +183,28 @@ def wrap_model_function(module, fname):
 
     wrapper.__wrapped__ = fn
     setattr(module, fname, wrapper)
+
+
+def _wrap_network_class(module, cname):
+    """A TF1 network class (`__call__` builds the network; the model rewrite made it a Keras
+    Model of the same name): its calls are recorded like a model function's, without self."""
+    cls = getattr(module, cname)
+    fn = cls.__call__
+    sig = inspect.signature(fn)
+
+    def wrapper(self, *args, **kwargs):
+        out = fn(self, *args, **kwargs)
+        try:
+            bound = sig.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = list(bound.arguments.items())[1:]
+        except TypeError:
+            arguments = [("arg%d" % i, a) for i, a in enumerate(args)]
+        STATE.calls.setdefault(cname, []).append({"args": arguments, "out": out})
+        return out
+
+    wrapper.__wrapped__ = fn
+    cls.__call__ = wrapper
 
 
 def clean(name):

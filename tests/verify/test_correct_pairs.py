@@ -1,7 +1,10 @@
 """Correct hand-written migrations verify with exit 0, through `python -m migrate.verify`.
 
 One verify run over six pairs (one TF process per side)."""
+import json
 import os
+import re
+import shutil
 
 import pytest
 
@@ -19,7 +22,17 @@ def run(tmp_path_factory):
     old, new = make_tree(str(base), {c: (fixture(c, "old.py"), fixture(c, "new.py"))
                                      for c in CASES})
     report = os.path.join(str(base), "report.json")
-    return run_module([old, new, "--report", report], report_path=report)
+    run = run_module([old, new, "--report", report, "--keep-workdir"], report_path=report)
+    kept = re.search(r"work directory kept: (\S+)", run.stdout)
+    run.new_side = {}  # model -> the new worker's own record (variants, trace counts)
+    if kept:
+        for case in CASES:
+            path = os.path.join(kept.group(1), "cpu", case + ".new.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    run.new_side[case] = json.load(f)
+        shutil.rmtree(kept.group(1), ignore_errors=True)
+    return run
 
 
 def test_exit_0_and_a_pass_line_per_model(run):
@@ -96,3 +109,14 @@ def test_dropout_is_disabled_on_both_sides_and_said_so(run):
     m = run.models["dropout_mlp"]
     assert m["status"] == "pass"
     assert any(n.startswith("dropout disabled") for n in m["notes"])
+
+
+def test_each_traced_train_step_is_traced_once(run):
+    """A retrace (a Python scalar argument, variables made on the first call) costs a whole
+    trace per model; the traced runs build their optimizers first, so one trace is all."""
+    assert set(run.new_side) == set(CASES), run
+    for case, meta in run.new_side.items():
+        traced = [v for v in meta["variants"] if not v["eager"]]
+        assert traced, (case, meta["variants"])
+        for variant in traced:
+            assert variant["traces"] and set(variant["traces"].values()) == {1}, (case, variant)
