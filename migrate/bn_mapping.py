@@ -24,7 +24,7 @@ so one mapping serves `check` (ast) and the rewrites (libcst).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 LAYERS_FUNCTION = "tf.layers.batch_normalization"
 LAYERS_CLASS = "tf.layers.BatchNormalization"
@@ -117,6 +117,8 @@ class KerasBatchNorm:
     # True, False, or "rank" (contrib: False for 2-D input, True for 4-D).
     float32_decay: Any = True
     updates_inline: bool = False  # contrib updates_collections=None
+    input_rank: Optional[int] = None  # static rank of the input, where the code makes it clear
+    unfused_by_rank: bool = False  # that rank is one TF1 never ran fused (apply_input_rank)
     unsupported: List[Tuple[str, str]] = field(default_factory=list)  # (argument, why)
     notes: List[str] = field(default_factory=list)
 
@@ -183,6 +185,22 @@ def map_batch_norm(
             result.notes.append(
                 "trainable is not a literal (often `trainable=is_training`): in Keras 3 trainable=False "
                 "also means inference mode; pass `training=` instead")
+    return result
+
+
+# Input ranks TF1 ran fused: tf.layers / legacy tf.keras for 4-D and 5-D input, contrib's own
+# fused path for 2-D and 4-D (and its core-layer path for 4-D/5-D).
+FUSED_RANKS = {"rank": (4, 5), "always": (2, 4, 5)}
+
+
+def apply_input_rank(result: KerasBatchNorm, rank: Optional[int]) -> KerasBatchNorm:
+    """Settle how TF1 ran `result` once its input's static rank is known (static_rank): a
+    batch norm after `flatten`/`dense` (2-D) or `conv1d` (3-D) never ran fused, so Keras 3
+    reproduces it exactly (no Bessel correction to make up for)."""
+    result.input_rank = rank
+    if rank is not None and result.may_be_fused and rank not in FUSED_RANKS[result.fused]:
+        result.fused = "never"
+        result.unfused_by_rank = True
     return result
 
 

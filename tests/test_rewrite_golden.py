@@ -81,6 +81,27 @@ RUN = {
                    " assert len(losses) == 2 and float(losses[1]) > 0",
                    "train_clipped([np.ones((2, 4), 'float32')] * 2, np.array([0, 1], 'int32'))",
                    "train_grouped([np.ones((2, 4), 'float32')])"],
+    # var_list=D.vars / compute_gradients(var_list=G.vars) on network objects: trained twice
+    # in one process (fresh models and optimizers each time).
+    "network_object_var_lists": ["dl, gl = train(); dl2, gl2 = train(2);"
+                                 " assert float(dl) > 0 and float(gl) > 0 and float(dl2) > 0"],
+    # Sessions without `with`: each trains and returns finite losses; the three variants train
+    # the same model from different (random) weights, so only their shapes are compared.
+    "session_without_with": [
+        "data = np.random.RandomState(0).randn(6, 4).astype('float32'); labels = np.arange(6) % 2",
+        "losses = train(data, labels); assert len(losses) == 3 and float(losses[-1]) < float(losses[0])",
+        "assert np.isfinite(float(train_interactive(data, labels)))",
+        "assert np.isfinite(float(train_configured(data, labels, steps=2)))",
+        "assert np.isfinite(float(train_in_graph(data, labels)))"],
+    # Summaries of expressions; a schedule's summary is the rate each step applied (TF1
+    # computed it before the update counted the step), `sess.run(lr)` after it the next one.
+    "summaries_expressions": [
+        "assert float(train()) > 0",
+        "assert np.allclose(train_decayed(), [0.1, 0.05, 0.05, 0.025])",
+        "model, opt = Regression(), make_optimizer_2(); ones = np.ones((4, 3), 'float32');"
+        " model(ones); opt.build(model.trainable_variables);"
+        " applied = [float(train_step_2(model, opt, ones, np.ones((4, 1), 'float32'))) for _ in range(3)];"
+        " assert np.allclose(applied, [0.1, 0.1, 0.05]), applied"],
     # A module-level program: importing the module trains (3 steps).
     "module_level_program": ["assert float(value) > 0 and classifier.built"],
 }

@@ -292,7 +292,10 @@ def analyse_module(module: cst.Module, resolve, externals=None,
                 info.is_model = True
                 changed = True
 
-    for name, info in functions.items():
+    # Helpers before their callers: a caller's tensor parameters are those it passes on to a
+    # helper's tensor parameters.
+    for name in _callees_first(functions):
+        info = functions[name]
         if not info.is_model or info.external:
             continue
         _classify_params(info, uses[name], functions, resolve)
@@ -326,6 +329,27 @@ def analyse_module(module: cst.Module, resolve, externals=None,
             taken.add(class_name)
             info.class_name = class_name
     return functions
+
+
+def _callees_first(functions: Dict[str, FunctionInfo]) -> List[str]:
+    """Function names in module order, each after the module functions it calls (a cycle
+    keeps module order)."""
+    order: List[str] = []
+    state: Dict[str, int] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name):
+            return
+        state[name] = 1
+        for helper in sorted(functions[name].calls_helpers):
+            if helper in functions:
+                visit(helper)
+        state[name] = 2
+        order.append(name)
+
+    for name in functions:
+        visit(name)
+    return order
 
 
 def _classify_params(info: FunctionInfo, uses: _Uses, functions, resolve) -> None:

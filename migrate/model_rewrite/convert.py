@@ -23,8 +23,9 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 import libcst as cst
 
 from migrate import bn_mapping
-from migrate.cst_utils import (assigned_names, bound_names, keyword_arg as _kwarg, name_uses,
-                               names_read, target_names as _target_names)
+from migrate.cst_utils import (assigned_names, bound_names, bound_names_in_order,
+                               keyword_arg as _kwarg, name_uses, names_read,
+                               target_names as _target_names)
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite import analysis, arg_scopes, fused_bn
 from migrate.model_rewrite.analysis import FunctionInfo, GET_VARIABLE, VARIABLE_SCOPES, dotted
@@ -73,6 +74,9 @@ class _Loop:
     iterable: cst.BaseExpression
     lists: List[Tuple[str, str]] = field(default_factory=list)  # (list attr, loop-local name)
     init_items: List = field(default_factory=list)
+    # Names whose value changes from one iteration to the next (the target, locals the body
+    # binds, counters of lists it grows): a scope name reading none of them repeats.
+    varying: Set[str] = field(default_factory=set)
 
 
 class _Init:
@@ -86,7 +90,13 @@ class _Init:
         lines = []
         pad = indent * level
         for item in items:
-            if item[0] == "stmt":
+            if item[0] == "stmt" and "\n" in item[1] and '"""' not in item[1] and "'''" not in item[1]:
+                # A statement spread over lines (`layer_specs = [...]`): its continuation lines
+                # are indented relative to the statement, here as there.
+                first, *rest = item[1].split("\n")
+                lines.append(pad + first)
+                lines.extend(pad + line if line.strip() else "" for line in rest)
+            elif item[0] == "stmt":
                 lines.extend(_wrap(pad + item[1], pad, indent))
             elif item[0] == "for":
                 lines.append(pad + item[1])
@@ -167,6 +177,18 @@ class FunctionConverter:
         self.shape_locals: Set[str] = set()
         self.shape_statements_built = False
         self.collected: List[Tuple[cst.Call, str, str]] = []  # (TF1 call, collection, TF1 name)
+        # pix2pix's `layers = []` grown by `layers.append(output)` a static number of times:
+        # list -> the counter __init__ keeps in its place, so `len(layers)` is configuration.
+        self.counted_lists: Dict[str, str] = {}
+        # `with tf.variable_scope("encoder_%d" % (len(layers) + 1)):` in a loop: the name
+        # expression __init__ evaluates per iteration (counters for `len(...)`), its layers'
+        # names start with it; and the helpers already named by it (one Keras name each).
+        self.computed_scope: Optional[Tuple[List[str], str, str]] = None  # (outer, expr, stem)
+        # (scope, helper, its own scope) of the scope-less helpers named after their enclosing
+        # variable scope: a second call there has other TF1 names (`conv2d_1`).
+        self.scope_helpers: Set[tuple] = set()
+        self.batch_norm_ranks: Dict[int, Optional[int]] = {}
+        self.uncounted_lists: Set[str] = set()  # lists grown in ways a counter cannot follow
 
     # -- helpers --------------------------------------------------------------------------------
     def resolve(self, node) -> Optional[str]:
@@ -250,6 +272,18 @@ class FunctionConverter:
 
     def _layer_name(self, layer: KerasLayer):
         """(name expr for the constructor, text for the attribute, static TF1 name)."""
+        if self.computed_scope is not None:
+            # Inside `with tf.variable_scope("encoder_%d" % ...)` in a loop: the layer's name is
+            # the scope's, computed per iteration in __init__, joined to its own (TF1 numbers
+            # auto names per scope, so each iteration starts again at `conv2d`).
+            if layer.tf1_name is not None:
+                value = literal(layer.tf1_name)
+                if not isinstance(value, str):
+                    raise Unmappable("a computed layer name inside a computed variable scope")
+            else:
+                value = self._auto_name(layer.auto_name)
+            parts = self.scope_prefix + [value]
+            return self._computed_name(parts), "_".join([self.computed_scope[2]] + parts), None
         if layer.tf1_name is not None:
             value = literal(layer.tf1_name)
             if isinstance(value, str):
@@ -263,6 +297,56 @@ class FunctionConverter:
         auto = self._auto_name(layer.auto_name)
         full = self._scoped(auto)
         return self.quote(full), full, "/".join(self.scope_prefix + [auto])
+
+    def _computed_name(self, parts: List[str]) -> str:
+        """The Keras name expression of `parts` (literal scope/layer names) inside the computed
+        variable scope: `"encoder_%d" % (layers_count + 1) + '_conv2d'`."""
+        outer, expr, _ = self.computed_scope
+        text = expr
+        if outer:
+            text = f"{self.quote('_'.join(outer) + '_')} + {text}"
+        if parts:
+            text = f"{text} + {self.quote('_' + '_'.join(parts))}"
+        return text
+
+    def _enclosing_scope_name(self, helper: FunctionInfo):
+        """(name expr, attribute text, TF1 scope) for a call of `helper` that names no scope
+        itself, inside variable scopes of this function: its variables live in that scope
+        (`encoder_1/conv2d/kernel`), so the Keras object takes the scope's name; (None, None,
+        None) where it keeps its own naming."""
+        if self.computed_scope is None and not self.scope_prefix:
+            return None, None, None
+        own = None
+        if helper.scope_param is None and helper.scope_name is None:
+            inner: List[str] = []
+        elif helper.scope_param is None and isinstance(literal(helper.scope_name), str):
+            own = literal(helper.scope_name)
+        elif helper.scope_param is not None and helper.scope_default is not None and \
+                isinstance(literal(helper.scope_default), str):
+            own = literal(helper.scope_default)
+        elif self.computed_scope is not None:
+            raise Unmappable(f"`{helper.name}` inside a computed variable scope names its own "
+                             "scope in a way the rewrite cannot follow")
+        else:
+            return None, None, None
+        if own is not None:
+            if self.computed_scope is None:
+                return None, None, None  # its class names itself, as before
+            inner = [own]
+        elif self.computed_scope is None and self.loop is not None:
+            return None, None, None  # one literal scope, entered each iteration: TF1 numbers
+        computed = self.computed_scope[1] if self.computed_scope is not None else None
+        key = (tuple(self.scope_prefix), computed, helper.name, tuple(inner))
+        if key in self.scope_helpers:
+            if self.computed_scope is not None:
+                raise Unmappable(f"`{helper.name}` called twice in one computed variable scope "
+                                 "(TF1 numbers the second call's layers)")
+            return None, None, None
+        self.scope_helpers.add(key)
+        parts = self.scope_prefix + inner
+        if self.computed_scope is not None:
+            return self._computed_name(parts), None, None
+        return self.quote("_".join(parts)), None, "/".join(parts)
 
     def quote(self, text: str) -> str:
         """A string literal in the module's own quote style."""
@@ -413,6 +497,8 @@ class FunctionConverter:
     def register_helper(self, layer: KerasLayer, helper: FunctionInfo):
         name_expr, name_text, tf1_name = self._layer_name(layer) if layer.tf1_name is not None else (
             None, None, None)
+        if name_expr is None:
+            name_expr, name_text, tf1_name = self._enclosing_scope_name(helper)
         parts = [f"{k}={render(v)}" for k, v in layer.ctor_args]
         if name_expr is not None:
             parts.append(f"name={name_expr}")
@@ -480,6 +566,8 @@ class FunctionConverter:
             body = body[:index] + inner + body[index + 1:]
             if self.info.scope_as is not None:
                 self.collections = _end_point_collections(body, self.info.scope_as, self.resolve)
+        self.counted_lists = self._counted_lists(body)
+        self.batch_norm_ranks = self._batch_norm_ranks(func)
         call_body = self.convert_block(body)
         self._no_stray_collection()
         if self.variables:
@@ -490,6 +578,119 @@ class FunctionConverter:
         call_body = [self._rename_in_call(stmt) for stmt in call_body]
         return ConvertedFunction(self.info, self._class_source(docstring, scope_name, call_body),
                                  self.layers, self.notes, self.uses_fused_compat)
+
+    def _counted_lists(self, body) -> Dict[str, str]:
+        """Lists whose length __init__ can keep as a counter: set once to `[]` at the top level
+        and grown only by `L.append(x)` statements that run a known number of times per pass --
+        at the top level, inside variable/name scopes, or at the top of a loop that builds layers
+        (the loop __init__ copies). Anything else that could change the length (extend, pop,
+        item assignment, a second binding, an append under an `if`) leaves the list out."""
+        module = cst.Module(body=list(body))
+        inits: Dict[str, int] = {}
+        for stmt in body:
+            if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and \
+                    isinstance(stmt.body[0], cst.Assign) and len(stmt.body[0].targets) == 1 and \
+                    isinstance(stmt.body[0].targets[0].target, cst.Name) and \
+                    isinstance(stmt.body[0].value, cst.List) and not stmt.body[0].value.elements:
+                name = stmt.body[0].targets[0].target.value
+                inits[name] = inits.get(name, 0) + 1
+        if not inits:
+            return {}
+        binds: Dict[str, int] = {}
+        for name in bound_names_in_order(module):
+            binds[name] = binds.get(name, 0) + 1
+        countable: Dict[str, int] = {}
+
+        def walk(stmts, in_loop: bool) -> None:
+            for stmt in stmts:
+                append = _append_target(stmt)
+                if append is not None:
+                    countable[append] = countable.get(append, 0) + 1
+                elif isinstance(stmt, cst.With) and len(stmt.items) == 1 and \
+                        isinstance(stmt.items[0].item, cst.Call) and \
+                        self.resolve(stmt.items[0].item.func) in VARIABLE_SCOPES:
+                    walk(stmt.body.body, in_loop)
+                elif isinstance(stmt, cst.For) and not in_loop and stmt.orelse is None and \
+                        _contains_layers(stmt, self):
+                    walk(stmt.body.body, True)
+
+        walk(body, False)
+        attribute_uses: Dict[str, int] = {}
+
+        class Uses(cst.CSTVisitor):
+            def visit_Attribute(self, node):
+                if isinstance(node.value, cst.Name):
+                    key = node.value.value if node.attr.value == "append" else None
+                    attribute_uses[node.value.value] = attribute_uses.get(node.value.value, 0) + (
+                        1 if key else 1000)
+
+            def visit_AssignTarget(self, node):
+                if isinstance(node.target, cst.Subscript) and isinstance(node.target.value, cst.Name):
+                    attribute_uses[node.target.value.value] = 1000
+
+            def visit_AugAssign(self, node):
+                if isinstance(node.target, cst.Name):
+                    attribute_uses[node.target.value] = 1000
+
+        module.visit(Uses())
+        taken = self.assigned_names | set(self.info.params)
+        out: Dict[str, str] = {}
+        for name, count in inits.items():
+            if count != 1 or binds.get(name) != 1 or attribute_uses.get(name, 0) != countable.get(name, 0):
+                if attribute_uses.get(name):
+                    self.uncounted_lists.add(name)  # grown where __init__ cannot follow
+                continue
+            counter = f"{name}_count"
+            while counter in taken:
+                counter += "_"
+            out[name] = counter
+        return out
+
+    def _batch_norm_ranks(self, func) -> Dict[int, Optional[int]]:
+        """id(batch-norm call) -> the static rank of its input (`migrate.static_rank`, on the
+        function parsed with `ast`): a 2-D or 3-D input was never fused in TF1."""
+        import ast
+        import textwrap
+
+        from migrate import static_rank
+
+        apis = {n for n, a in bn_mapping.API_BY_CANONICAL.items() if a is not None}
+        calls: List[cst.Call] = []
+        resolve = self.resolve
+
+        class Calls(cst.CSTVisitor):
+            def visit_Call(self, node):
+                if resolve(node.func) in apis:
+                    calls.append(node)
+
+        func.visit(Calls())
+        if not calls:
+            return {}
+        # The module's functions, for the ranks their calls give this one's parameters.
+        others = [i.node for i in self.functions.values()
+                  if i.node is not None and i.node is not func and not i.external]
+        try:
+            tree = ast.parse(textwrap.dedent(cst.Module(body=[func]).code))
+            module = ast.parse(cst.Module(body=[*others, func]).code)
+        except SyntaxError:
+            return {}
+
+        def resolve_dotted(dotted: str) -> Optional[str]:
+            try:
+                return resolve(cst.parse_expression(dotted))
+            except cst.ParserSyntaxError:
+                return None
+
+        params, resolve_in_module = static_rank.module_context(module, resolve_dotted)
+        ranks = static_rank.batch_norm_input_ranks(tree.body[0], resolve_in_module, apis,
+                                                   params.get(func.name.value))
+        return {id(c): r for c, r in zip(calls, ranks)} if len(ranks) == len(calls) else {}
+
+    def _static_view(self, node):
+        """`node` with `len(L)` of a counted list read as its counter (configuration)."""
+        if not self.counted_lists:
+            return node
+        return node.visit(_ListLengths(self.counted_lists))
 
     def _without_dead_hoisted(self, call_body):
         """A configuration local now set in __init__ and no longer read in call() goes."""
@@ -538,7 +739,7 @@ class FunctionConverter:
         rewriter = _CallRewriter(self)
         new = node.visit(rewriter)
         for target in _assign_targets(node):
-            if rewriter.produced_tensor or _mentions(node, self.tensor_names):
+            if rewriter.produced_tensor or _mentions(self._static_view(node), self.tensor_names):
                 self.tensor_names.add(target)
         return new
 
@@ -618,6 +819,8 @@ class FunctionConverter:
                 self.resolve(stmt.body[0].value.func) == GET_VARIABLE:
             return self._get_variable(stmt, stmt.body[0], stmt.body[0].value)
         self._shape_statement(stmt)
+        if _append_target(stmt) is None:
+            self._count_list(stmt)
         if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign):
             assign = stmt.body[0]
             value = assign.value
@@ -651,10 +854,11 @@ class FunctionConverter:
                 ref = self.register(layer, name_hint=None if layer.tf1_name is not None else local)
                 self.local_layers[local] = ref
                 return []
-        if self.loop is not None and not _mentions(stmt, self.tensor_names) and not _contains_layers(stmt, self) \
-                and all(isinstance(s, cst.Assign) for s in stmt.body):
+        if self.loop is not None and not _mentions(self._static_view(stmt),
+                                                   self.tensor_names | self.uncounted_lists) \
+                and not _contains_layers(stmt, self) and all(isinstance(s, cst.Assign) for s in stmt.body):
             # Configuration computed in the loop (e.g. filters = base * 2 ** i): __init__ needs it too.
-            self.loop.init_items.append(("stmt", _RENDER.code_for_node(stmt).strip()))
+            self.loop.init_items.append(("stmt", _RENDER.code_for_node(self._static_view(stmt)).strip()))
         elif self.loop is None and self._hoistable(stmt):
             self._target_items().append(("stmt", self._init_text(stmt), "hoisted", _assign_targets(stmt)))
             self.hoisted.update(_assign_targets(stmt))
@@ -663,7 +867,26 @@ class FunctionConverter:
             return [new]
         self._no_stray_collection()
         new = self._transform(stmt)
+        if _append_target(stmt) is not None:
+            self._count_list(stmt)
         return [new] + self._collect(stmt)
+
+    def _count_list(self, stmt: cst.SimpleStatementLine) -> None:
+        """`layers = []` / `layers.append(output)` of a counted list: __init__ sets / steps its
+        counter there (kept only where __init__ reads it); a list of tensors is a tensor."""
+        target = _append_target(stmt)
+        if target in self.counted_lists:
+            # After the statement's own layers: `layers.append(down(x))` creates, then grows.
+            counter = self.counted_lists[target]
+            self._target_items().append(("stmt", f"{counter} += 1", "hoisted", [counter]))
+            if _mentions(self._static_view(stmt), self.tensor_names) or _contains_layers(stmt, self):
+                self.tensor_names.add(target)
+            return
+        targets = _assign_targets(stmt)
+        if len(targets) == 1 and targets[0] in self.counted_lists and len(stmt.body) == 1 \
+                and isinstance(stmt.body[0], cst.Assign):
+            counter = self.counted_lists[targets[0]]
+            self._target_items().append(("stmt", f"{counter} = 0", "hoisted", [counter]))
 
     def _no_stray_collection(self) -> None:
         """A collected layer converted outside `_simple` (an else branch, a with item) would
@@ -748,8 +971,10 @@ class FunctionConverter:
         """A configuration assignment __init__ can run too: it reads only configuration
         parameters, module-level names and configuration locals copied before it."""
         if len(stmt.body) != 1 or not isinstance(stmt.body[0], cst.Assign) or \
-                _mentions(stmt, self.tensor_names) or _contains_layers(stmt, self):
+                _mentions(self._static_view(stmt), self.tensor_names | self.uncounted_lists) or \
+                _contains_layers(stmt, self):
             return False
+        stmt = self._static_view(stmt)
         if not all(isinstance(t.target, cst.Name) for t in stmt.body[0].targets):
             return False
         allowed = set(self.info.config_params) | self.hoisted
@@ -772,6 +997,7 @@ class FunctionConverter:
 
     def _init_text(self, stmt: cst.SimpleStatementLine) -> str:
         """The statement for __init__, a TF1 initializer or regularizer mapped to Keras 3."""
+        stmt = self._static_view(stmt)
         assign = stmt.body[0]
         value = assign.value
         if isinstance(value, cst.Call):
@@ -796,13 +1022,13 @@ class FunctionConverter:
             positional = [a for a in item.args if a.keyword is None]
             name = literal(positional[0].value) if positional else None
             if api == "tensorflow.variable_scope" and not isinstance(name, str):
-                raise Unmappable("variable_scope with a computed name inside a model function")
+                return self._computed_scope_block(stmt, positional[0].value if positional else None)
             if stmt.items[0].asname is not None:
                 raise Unmappable("variable_scope(...) as scope")
             if api == "tensorflow.variable_scope":
                 self.scope_prefix.append(name)
             try:
-                return self.convert_block(stmt.body.body)
+                return _keep_leading_lines(stmt, self.convert_block(stmt.body.body))
             finally:
                 if api == "tensorflow.variable_scope":
                     self.scope_prefix.pop()
@@ -836,6 +1062,34 @@ class FunctionConverter:
             raise Unmappable(f"layers built inside `with {render(item)}`")
         return [self._transform(stmt)]
 
+    def _computed_scope_block(self, stmt: cst.With, name_node) -> List[cst.BaseStatement]:
+        """`with tf.variable_scope("encoder_%d" % (len(layers) + 1)):` at the top of a loop
+        that builds layers: the name is configuration __init__ computes per iteration (loop
+        variables, configuration, counters of counted lists), and the layers inside are named
+        after it."""
+        item = stmt.items[0].item
+        static = self._static_view(name_node) if name_node is not None else None
+        if static is None or self.loop is None or self.computed_scope is not None or \
+                stmt.items[0].asname is not None or len(item.args) != 1 or \
+                _mentions(static, self.tensor_names | self.uncounted_lists) or \
+                _contains_layers(static, self):
+            raise Unmappable("variable_scope with a computed name inside a model function")
+        if not names_read(static) & self.loop.varying:
+            # The same scope each iteration: TF1 numbered the layers (`conv2d_1`, ...).
+            raise Unmappable("a variable_scope name that is the same in every iteration of its loop")
+        expr = _RENDER.code_for_node(static)
+        if not isinstance(static, (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.SimpleString,
+                                   cst.FormattedString)) and not (
+                isinstance(static, cst.BinaryOperation) and isinstance(static.operator, (cst.Modulo, cst.Add))):
+            expr = f"({expr})"
+        saved = (self.computed_scope, self.scope_prefix, self.auto_counts)
+        self.computed_scope = (list(self.scope_prefix), expr, _name_stem(name_node) or "scope")
+        self.scope_prefix, self.auto_counts = [], {}
+        try:
+            return _keep_leading_lines(stmt, self.convert_block(stmt.body.body))
+        finally:
+            self.computed_scope, self.scope_prefix, self.auto_counts = saved
+
     def _for(self, stmt: cst.For) -> List[cst.BaseStatement]:
         if not _contains_layers(stmt, self):
             return [self._transform(stmt)]
@@ -845,7 +1099,10 @@ class FunctionConverter:
             raise Unmappable("for-else or async for around layers")
         if _mentions(stmt.iter, self.tensor_names):
             raise Unmappable("a loop over tensors builds layers")
-        self.loop = _Loop(stmt.target, stmt.iter)
+        grown = {_append_target(s) for s in _statements_in(stmt.body)}
+        self.loop = _Loop(stmt.target, stmt.iter, varying=(
+            set(_target_names(stmt.target)) | bound_names(stmt.body)
+            | {counter for name, counter in self.counted_lists.items() if name in grown}))
         for name in _target_names(stmt.target):
             self.assigned_names.add(name)
         try:
@@ -1090,8 +1347,10 @@ class _CallRewriter(cst.CSTTransformer):
                                and a.keyword.value == "outputs_collections"),
                               defaults.get("outputs_collections"))
             first = len(conv.layers)
-            new = conv.call_layer(map_layer_call(api, updated.args, defaults, conv.resolve,
-                                                 conv.scope_defaults))
+            layer = map_layer_call(api, updated.args, defaults, conv.resolve, conv.scope_defaults)
+            if layer.batch_norm is not None:
+                bn_mapping.apply_input_rank(layer.batch_norm, conv.batch_norm_ranks.get(id(original)))
+            new = conv.call_layer(layer)
             collection = _collection_name(collection)
             if collection in conv.collections:
                 tf1_name = conv.layers[first].tf1_name
@@ -1313,6 +1572,51 @@ def _contains_layers(node, conv: FunctionConverter) -> bool:
 
     node.visit(V())
     return bool(found)
+
+
+def _keep_leading_lines(unwrapped: cst.With, body: List[cst.BaseStatement]) -> List[cst.BaseStatement]:
+    """The comments and blank lines above an unwrapped `with` lead its first statement."""
+    if body and unwrapped.leading_lines:
+        body[0] = body[0].with_changes(leading_lines=[*unwrapped.leading_lines, *body[0].leading_lines])
+    return body
+
+
+def _statements_in(block) -> List[cst.BaseStatement]:
+    """Every statement inside `block`, nested ones included."""
+    found: List[cst.BaseStatement] = []
+
+    class Statements(cst.CSTVisitor):
+        def visit_SimpleStatementLine(self, node):
+            found.append(node)
+
+    block.visit(Statements())
+    return found
+
+
+def _append_target(stmt) -> Optional[str]:
+    """`L` for the statement `L.append(x)`."""
+    if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and \
+            isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, cst.Call):
+        call = stmt.body[0].value
+        if isinstance(call.func, cst.Attribute) and isinstance(call.func.value, cst.Name) and \
+                call.func.attr.value == "append" and len(call.args) == 1 and not call.args[0].star:
+            return call.func.value.value
+    return None
+
+
+class _ListLengths(cst.CSTTransformer):
+    """`len(layers)` -> `layers_count`: __init__ counts the appends instead of keeping tensors."""
+
+    def __init__(self, counters: Dict[str, str]):
+        super().__init__()
+        self.counters = counters
+
+    def leave_Call(self, original, updated):
+        if isinstance(original.func, cst.Name) and original.func.value == "len" and \
+                len(original.args) == 1 and isinstance(original.args[0].value, cst.Name) and \
+                original.args[0].value.value in self.counters:
+            return cst.Name(self.counters[original.args[0].value.value])
+        return updated
 
 
 def _assign_targets(node) -> List[str]:

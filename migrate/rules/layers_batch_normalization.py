@@ -18,7 +18,11 @@ class LayersBatchNormalization(Rule):
     it is called with `training=True`. The defaults of both layers are the same
     (momentum 0.99, epsilon 0.001, center and scale on). On 4-D input TF1 used
     the fused kernel, which applies Bessel's correction n/(n-1) to the moving
-    variance; Keras 3 does not, a bounded divergence that `verify` names.
+    variance; Keras 3 does not, a bounded divergence that `verify` names. Where the
+    function makes the input's rank clear (after `flatten`, a `dense` of a 2-D
+    value, `tf.reshape` to a literal shape, `conv1d`, element-wise ops; see
+    `migrate/static_rank.py`) and it is neither 4 nor 5, TF1 never fused it: the
+    site is reported, and rewritten, exact.
 
     ## Example
     ```python

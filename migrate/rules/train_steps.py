@@ -37,7 +37,15 @@ class TrainSteps(TrainStepsFindings):
     become the model's `losses`; scalar `tf.summary` v1 ops become TF2 summaries. A var_list
     filtered by variable name (`[v for v in t_vars if 'd_' in v.name]`, `v.name.startswith(...)`,
     `tf.get_collection(TRAINABLE_VARIABLES, scope='gen')`) trains the models all of whose TF1
-    variable names it keeps, by the names the model rewrite keeps (`weights.py`).
+    variable names it keeps, by the names the model rewrite keeps (`weights.py`); `var_list=D.vars`
+    trains model `D` when its class's `vars` property returns the model's variables (what the
+    model rewrite makes of a GAN network's scope filter).
+    A Session opened without `with` (`sess = tf.Session()` / `tf.InteractiveSession()`, maybe
+    before the graph, maybe closed with `sess.close()`) is the same program when it is only run;
+    `op.run(feed_dict=...)` / `tensor.eval(...)` are its `sess.run`; its `config=` ConfigProto
+    goes (it sets devices, threads and GPU memory, not results). Summaries of expressions are
+    computed where they are fetched; a schedule's summary is the rate its step applied;
+    `tf.Variable(0, trainable=False)` passed as `global_step=` is the optimizer's `iterations`.
     A program written at module level (from the first graph-building statement to the end of the
     script) or in the body of `if __name__ == "__main__":` converts the same way, all or nothing
     with its model functions: the steps (and definitions between its statements) go before it,
@@ -105,14 +113,17 @@ class TrainSteps(TrainStepsFindings):
                                              module.default_indent, _default_names(module))
                 converter.preserve_bugs = bool(getattr(self.options, "preserve_bugs", False))
                 converter.model_variables = dict(getattr(ctx, "model_variables", {}))
+                converter.variable_properties = _variable_properties(module, model_classes)
                 plan = converter.convert()
                 if not any(f.code == "TFM206" for f in getattr(ctx, "findings", [])):
                     # Forgotten UPDATE_OPS only matter where there is a batch norm to update
                     # (the TFM206 finding counts them): otherwise the step is exact.
                     plan.notes = [(code, message) for code, message in plan.notes if code != "TFM206"]
                 if not _has_batch_norm(ctx):
-                    # Training-mode fetches move nothing without batch norms.
-                    plan.notes = [(code, message) for code, message in plan.notes if code != "TFM404"]
+                    # Training-mode calls (a fetch, a model the step does not train) move no
+                    # statistics without batch norms.
+                    plan.notes = [(code, message) for code, message in plan.notes
+                                  if code not in ("TFM403", "TFM404")]
             except Unmappable as exc:
                 # The model rewrite's trial saw why, with the models converted (ModelClasses._settle).
                 reason = getattr(ctx, "program_failures", {}).get(name) or str(exc)
@@ -189,6 +200,7 @@ def _trial_programs(module: cst.Module, ctx, options) -> Dict[str, Optional[str]
             converter.preserve_bugs = bool(getattr(options, "preserve_bugs", False))
             # The TF1 variable names of the models the model rewrite made (var_list filters).
             converter.model_variables = dict(getattr(ctx, "model_variables", {}))
+            converter.variable_properties = _variable_properties(module, model_classes)
             try:
                 _refuse_held_models(stmt, held_models)
                 converter.convert()
@@ -257,6 +269,35 @@ def _keras_model_classes(module: cst.Module, resolve) -> Set[str]:
                 if name.endswith("Model") and "keras" in name:
                     classes.add(stmt.name.value)
     return classes
+
+
+# What a Keras model's property may return to mean "the model's variables" in a var_list: the
+# optimizer only trains the trainable ones, as TF1 skipped variables without a gradient.
+_OWN_VARIABLES = ("self.trainable_variables", "self.variables", "self.trainable_weights",
+                  "self.weights")
+
+
+def _variable_properties(module: cst.Module, model_classes: Set[str]) -> Dict[str, Set[str]]:
+    """Keras model class -> its properties that return the model's own variables
+    (`@property def vars(self): return self.trainable_variables`, what the model rewrite makes
+    of a GAN network's scope-filtering `vars`): `var_list=D.vars` trains model `D`."""
+    found: Dict[str, Set[str]] = {}
+    for stmt in module.body:
+        if not (isinstance(stmt, cst.ClassDef) and stmt.name.value in model_classes):
+            continue
+        for member in stmt.body.body if isinstance(stmt.body, cst.IndentedBlock) else []:
+            if not (isinstance(member, cst.FunctionDef) and len(member.decorators) == 1
+                    and dotted(member.decorators[0].decorator) == "property"
+                    and isinstance(member.body, cst.IndentedBlock)):
+                continue
+            body = [s for s in member.body.body if not (
+                isinstance(s, cst.SimpleStatementLine) and isinstance(s.body[0], cst.Expr)
+                and isinstance(s.body[0].value, cst.SimpleString))]  # a docstring
+            if len(body) == 1 and isinstance(body[0], cst.SimpleStatementLine) and \
+                    isinstance(body[0].body[0], cst.Return) and body[0].body[0].value is not None \
+                    and dotted(body[0].body[0].value) in _OWN_VARIABLES:
+                found.setdefault(stmt.name.value, set()).add(member.name.value)
+    return found
 
 
 def _module_names(module: cst.Module) -> Set[str]:

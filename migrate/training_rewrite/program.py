@@ -24,12 +24,13 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import assigned_names as _assigned, bound_names, names_read as _names_in
+from migrate.cst_utils import (assigned_names as _assigned, bound_names, bound_names_in_order,
+                               names_read as _names_in)
 from migrate.model_rewrite.analysis import dotted
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite.layers import Unmappable, literal, render
 from migrate.model_rewrite.tf2_api import exists_in_tf2
-from migrate.training_rewrite.summaries import Summaries
+from migrate.training_rewrite.summaries import PythonValue, Summaries
 from migrate.training_rewrite.regularization import (RegularizationLosses, collected_losses,
                                                      reads_regularization)
 from migrate.training_rewrite.optimizers import (OPTIMIZER_NAMES, SCHEDULE_NAMES, KerasOptimizer,
@@ -37,6 +38,7 @@ from migrate.training_rewrite.optimizers import (OPTIMIZER_NAMES, SCHEDULE_NAMES
                                                  map_optimizer, map_schedule)
 
 SESSIONS = ("tensorflow.Session", "tensorflow.InteractiveSession")
+CONFIG_PROTOS = ("tensorflow.ConfigProto", "tensorflow.GPUOptions")
 GLOBAL_STEP = ("tensorflow.train.get_or_create_global_step", "tensorflow.train.get_global_step",
                "tensorflow.train.create_global_step")
 PLACEHOLDER = "tensorflow.placeholder"
@@ -95,13 +97,26 @@ class VarFilter:
                 else f"the variables whose name contains {self.text!r}")
 
 
+@dataclass(frozen=True)
+class ObjectVariables:
+    """A var_list read from model objects: `var_list=D.vars` (or `D.vars + G.vars`) where `vars`
+    is a property of the object's Keras class that returns its variables (the model rewrite
+    turns a GAN network's scope-filtering `vars` property into `self.trainable_variables`)."""
+
+    objects: Tuple[str, ...]
+
+    def describe(self) -> str:
+        return "the variables of " + ", ".join(f"`{o}`" for o in self.objects)
+
+
 @dataclass
 class TrainOp:
     name: str
     loss: str
     optimizer: str  # name of the optimizer object in the program
     returns_loss: bool = False  # slim's create_train_op: running it yields the loss
-    var_prefix: Optional[VarFilter] = None  # var_list = the trainable variables it selects
+    # var_list = the trainable variables it selects (by name, or those of model objects)
+    var_prefix: Optional["VarFilter | ObjectVariables"] = None
     # compute_gradients -> (processing) -> apply_gradients(apply_expr): the gradient list's name.
     gradients_name: Optional[str] = None
     apply_expr: Optional[cst.BaseExpression] = None
@@ -161,6 +176,8 @@ class ProgramConverter:
         # None where one is not static; set by the model rewrite (weights.tf1_variable_names).
         self.model_variables: Dict[str, Optional[List[str]]] = {}
         self.object_classes: Dict[str, str] = {}
+        # class -> its properties that return the model's variables (`vars`), set by the rule.
+        self.variable_properties: Dict[str, Set[str]] = {}
         self.gradient_sets: Dict[str, Tuple[str, str, Optional[VarFilter]]] = {}  # (loss, opt, filter)
         self.plain_aliases: Dict[str, cst.SimpleStatementLine] = {}
         # `def sce(x, y): return tf.nn.sigmoid_cross_entropy_with_logits(...)` inside the
@@ -181,23 +198,22 @@ class ProgramConverter:
         self.schedules: Dict[str, KerasSchedule] = {}  # `lr = tf.train.exponential_decay(...)`
         self.schedule_steps: Dict[str, str] = {}  # optimizer -> the global step its schedule reads
         self.schedule_optimizer: Dict[str, str] = {}  # schedule name -> the optimizer using it
-        self.summaries = Summaries(resolve, tf_alias, self._fresh, lambda: self.graph_names)
+        self.graph_objects: Set[str] = set()  # `graph = tf.Graph()` entered with as_default()
+        self.variable_steps: Set[str] = set()  # `tf.Variable(0, trainable=False)` global steps
+        self.session_configs: Set[str] = set()  # `config = tf.ConfigProto()` for the Session
+        self.summaries = Summaries(resolve, tf_alias, self._fresh, lambda: self.graph_names,
+                                   self._summary_value)
 
     # -- entry ----------------------------------------------------------------------------------
     def convert(self) -> ProgramPlan:
         body = self._without_graph_contexts(list(self.func.body.body))
-        session_index = next((i for i, s in enumerate(body) if self._session_with(s)), None)
-        if session_index is None:
-            raise Unmappable("the Session is not opened at the top level of the function")
-        if any(self._session_with(s) for s in body[session_index + 1:]):
-            raise Unmappable("several Sessions in one function")
-        before = self._graph_part(body[:session_index])
+        graph_stmts, session_name, session_stmts, after_stmts = self._split_session(body)
+        self.variable_steps = self._variable_global_steps(graph_stmts)
+        before = self._graph_part(graph_stmts)
         self._check_schedule_steps()
         before += self._eager_builds()
-        session = body[session_index]
-        session_name = session.items[0].asname.name.value
-        session_body = self._session_part(list(session.body.body), session_name)
-        after = [self._plain_check(s) for s in body[session_index + 1:]]
+        session_body = self._session_part(session_stmts, session_name)
+        after = [self._plain_check(s) for s in after_stmts]
         new_body = before + session_body + after
         counted = {name: cst.parse_expression(f"{opt}.iterations")
                    for name, opt in self.step_optimizer.items()}
@@ -227,6 +243,8 @@ class ProgramConverter:
                     owner = item.func.value
                     if (isinstance(owner, cst.Call) and self.resolve(owner.func) == GRAPH and not owner.args) \
                             or (isinstance(owner, cst.Name) and owner.value in graphs):
+                        if isinstance(owner, cst.Name):
+                            self.graph_objects.add(owner.value)  # a Session may run it (graph=)
                         inner = list(stmt.body.body)
                         inner[0] = inner[0].with_changes(
                             leading_lines=[*stmt.leading_lines, *inner[0].leading_lines])
@@ -235,9 +253,152 @@ class ProgramConverter:
             if set(_assigned(stmt)) & graphs:
                 continue  # `graph = tf.Graph()`, entered above
             out.append(stmt)
-        if _names_in(cst.Module(body=out)) & graphs:
+        if _names_in(cst.Module(body=out).visit(_WithoutSessionGraphs(self.resolve))) & graphs:
             raise Unmappable("the tf.Graph object is used other than with as_default()")
         return out
+
+    def _variable_global_steps(self, stmts) -> Set[str]:
+        """`global_step = tf.Variable(0, trainable=False, ...)` bound once and passed as
+        `global_step=` to minimize/apply_gradients: the hand-made form of TF1's global step,
+        which the optimizer increments once per step like `tf.train.get_or_create_global_step()`
+        (so it becomes that optimizer's `iterations`)."""
+        candidates: Dict[str, int] = {}
+        for stmt in stmts:
+            if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+                    and isinstance(stmt.body[0], cst.Assign)):
+                continue
+            value = stmt.body[0].value
+            targets = _assigned(stmt)
+            if len(targets) == 1 and isinstance(value, cst.Call) and \
+                    self.resolve(value.func) == "tensorflow.Variable" and value.args and \
+                    value.args[0].keyword is None and literal(value.args[0].value) == 0 and \
+                    any(a.keyword is not None and a.keyword.value == "trainable"
+                        and literal(a.value) is False for a in value.args) and \
+                    all(a.keyword is None or a.keyword.value in ("trainable", "name", "dtype")
+                        for a in value.args[1:]):
+                candidates[targets[0]] = candidates.get(targets[0], 0) + 1
+        if not candidates:
+            return set()
+        passed: Set[str] = set()
+        for stmt in stmts:
+            for call in _calls_in(stmt):
+                if isinstance(call.func, cst.Attribute) and call.func.attr.value in (
+                        "minimize", "apply_gradients"):
+                    for arg in call.args:
+                        if arg.keyword is not None and arg.keyword.value == "global_step" and \
+                                isinstance(arg.value, cst.Name):
+                            passed.add(arg.value.value)
+        binds = bound_names_in_order(self.func)
+        return {name for name in candidates if name in passed and binds.count(name) == 1}
+
+    def _split_session(self, body) -> Tuple[list, str, list, list]:
+        """(graph statements, the session's name, statements run in it, statements after it).
+
+        `with tf.Session() as sess:` delimits the session itself. `sess = tf.Session()` (or
+        `tf.InteractiveSession()`, the tutorials' form) without `with` is the same program when
+        the session is only run and closed: it starts at the first statement that uses it
+        (`sess.run`, or `op.run()`/`tensor.eval()` on the default session), graph statements
+        written after its creation still belong to the graph, and a top-level `sess.close()`
+        ends it. Other uses of the object (a `sess.graph`, passing it on) stay TF1 values and
+        are refused by `_validate`."""
+        with_at = [i for i, s in enumerate(body) if self._session_with(s)]
+        assign_at = [i for i, s in enumerate(body) if self._session_assignment(s) is not None]
+        if len(with_at) + len(assign_at) > 1:
+            raise Unmappable("several Sessions in one function")
+        if with_at:
+            index = with_at[0]
+            session = body[index]
+            self._session_arguments(session.items[0].item)
+            return (body[:index], session.items[0].asname.name.value, list(session.body.body),
+                    body[index + 1:])
+        if not assign_at:
+            raise Unmappable("the Session is not opened at the top level of the function")
+        index = assign_at[0]
+        self._session_arguments(body[index].body[0].value)
+        name = self._session_assignment(body[index])
+        rest = list(body[index + 1:])
+        first = next((k for k, stmt in enumerate(rest) if self._uses_session(stmt, name)), len(rest))
+        closes = [k for k, stmt in enumerate(rest) if self._closes_session(stmt, name)]
+        if len(closes) > 1 or (closes and closes[0] < first):
+            raise Unmappable(f"`{name}.close()` where the session is not simply closed after its use")
+        end = closes[0] if closes else len(rest)
+        # Comments above the removed `sess = tf.Session()` / `sess.close()` stay in the program,
+        # above the statement that follows.
+        removed = [index] + ([index + 1 + end] if closes else [])
+        body = list(body)
+        for at in reversed(removed):
+            following = next((k for k in range(at + 1, len(body)) if k not in removed), None)
+            if following is not None and any(line.comment is not None for line in body[at].leading_lines):
+                body[following] = body[following].with_changes(
+                    leading_lines=[*body[at].leading_lines, *body[following].leading_lines])
+        rest = body[index + 1:]
+        return body[:index] + rest[:first], name, rest[first:end], rest[end + 1:]
+
+    def _session_arguments(self, call: cst.Call) -> None:
+        """A Session's `config=` only sets devices, threads and memory: TF2 runs the train steps
+        eagerly with its own defaults, so the ConfigProto built for it goes with the session
+        (`config = tf.ConfigProto(...)`, `config.gpu_options.allow_growth = True`). A target
+        (a remote server) has no local equivalent."""
+        for index, arg in enumerate(call.args):
+            key = arg.keyword.value if arg.keyword else ("target", "graph", "config")[index] \
+                if index < 3 else None
+            if key == "config":
+                if isinstance(arg.value, cst.Name):
+                    self.session_configs.add(arg.value.value)
+                elif not (isinstance(arg.value, cst.Call) and self.resolve(arg.value.func) in CONFIG_PROTOS):
+                    raise Unmappable("a Session config the rewrite does not know")
+            elif key == "target" and (literal(arg.value) or "") == "":
+                continue  # the in-process default
+            elif key == "graph" and (
+                    (isinstance(arg.value, cst.Name) and arg.value.value in self.graph_objects)
+                    or (isinstance(arg.value, cst.Call) and not arg.value.args
+                        and self.resolve(arg.value.func) == "tensorflow.get_default_graph")):
+                continue  # the graph the program built (its `with graph.as_default():` is unwrapped)
+            elif key == "graph":
+                raise Unmappable(f"a Session on a graph the program does not build in "
+                                 f"(graph={render(arg.value)})")
+            else:
+                raise Unmappable(f"a Session with {key or 'another'} argument")
+
+    def _config_statement(self, stmt) -> bool:
+        """`config = tf.ConfigProto(...)` or `config.x.y = value` for a Session's config."""
+        if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+                and isinstance(stmt.body[0], cst.Assign) and len(stmt.body[0].targets) == 1):
+            return False
+        target = stmt.body[0].targets[0].target
+        if isinstance(target, cst.Name):
+            value = stmt.body[0].value
+            return target.value in self.session_configs and isinstance(value, cst.Call) and \
+                self.resolve(value.func) in CONFIG_PROTOS
+        root = target
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        return isinstance(target, cst.Attribute) and isinstance(root, cst.Name) and \
+            root.value in self.session_configs and not (_names_in(stmt.body[0].value) & self.session_configs)
+
+    def _session_assignment(self, stmt) -> Optional[str]:
+        """`sess = tf.Session(...)` / `tf.InteractiveSession(...)`: the name it binds."""
+        if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+                and isinstance(stmt.body[0], cst.Assign) and len(stmt.body[0].targets) == 1
+                and isinstance(stmt.body[0].targets[0].target, cst.Name)):
+            return None
+        value = stmt.body[0].value
+        if isinstance(value, cst.Call) and self.resolve(value.func) in SESSIONS:
+            return stmt.body[0].targets[0].target.value
+        return None
+
+    def _uses_session(self, stmt, name: str) -> bool:
+        """The statement reads the session, or runs an op/tensor (`op.run()`, `t.eval()`) on the
+        default session: where the session part of a `sess = tf.Session()` program starts."""
+        if name in _names_in(stmt):
+            return True
+        return any(isinstance(call.func, cst.Attribute) and call.func.attr.value in ("run", "eval")
+                   and isinstance(call.func.value, (cst.Name, cst.Call)) for call in _calls_in(stmt))
+
+    def _closes_session(self, stmt, name: str) -> bool:
+        return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
+                and isinstance(stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, cst.Call)
+                and not stmt.body[0].value.args and dotted(stmt.body[0].value.func) == f"{name}.close")
 
     def _session_with(self, stmt) -> bool:
         if not isinstance(stmt, cst.With) or len(stmt.items) != 1:
@@ -284,6 +445,8 @@ class ProgramConverter:
             return [stmt]
         if len(stmt.body) != 1:
             raise Unmappable("several statements on one line in the graph-building code")
+        if self._config_statement(stmt):
+            return []  # the Session's ConfigProto goes with the Session (_session_arguments)
         summary = self.summaries.graph_statement(stmt)  # tf.summary.scalar, merge_all, FileWriter
         if summary is not None:
             return summary
@@ -334,7 +497,8 @@ class ProgramConverter:
         if api in VARIABLE_LISTS and len(targets) == 1 and not value.args:
             self.trainable_names.add(targets[0])
             return []
-        prefix = self._scope_filter(value) or self._collection_filter(value)
+        prefix = self._scope_filter(value) or self._collection_filter(value) or \
+            self._object_variables(value)
         if prefix is not None and len(targets) == 1:
             self.var_filters[targets[0]] = prefix
             return []
@@ -348,6 +512,9 @@ class ProgramConverter:
             return [self._saver(targets[0], value, stmt)]
         if api in GLOBAL_STEP and len(targets) == 1 and not value.args:
             self.global_steps.add(targets[0])
+            return []
+        if api == "tensorflow.Variable" and len(targets) == 1 and targets[0] in self.variable_steps:
+            self.global_steps.add(targets[0])  # counted by its optimizer's `iterations`
             return []
         if api == "tensorflow.Variable" and len(targets) == 1:
             self.variables.add(targets[0])
@@ -676,7 +843,7 @@ class ProgramConverter:
         optimizer_expr = call.func.value
         prelude: List[cst.BaseStatement] = []
         if isinstance(optimizer_expr, cst.Call) and self.resolve(optimizer_expr.func) in OPTIMIZER_NAMES:
-            stem = re.sub(r"train_?op|minimize_?op|_?op$", "", name).strip("_")
+            stem = re.sub(r"train_?op|train_?step|minimize_?op|_?op$", "", name).strip("_")
             opt_name = self._fresh(f"{stem}_optimizer" if stem else "optimizer")
             opt_stmt = cst.parse_statement(f"{opt_name} = 0")
             prelude = self._optimizer(opt_name, self.resolve(optimizer_expr.func), optimizer_expr,
@@ -697,13 +864,35 @@ class ProgramConverter:
             if key == "global_step":
                 self.step_optimizer[self._global_step_name(arg.value)] = opt_name
             elif key == "var_list":
-                if not (isinstance(arg.value, cst.Name) and arg.value.value in self.var_filters):
+                var_prefix = self._var_list(arg.value)
+                if var_prefix is None:
                     raise Unmappable("minimize(var_list=...) with a list the rewrite cannot map to a model")
-                var_prefix = self.var_filters[arg.value.value]
             else:
                 raise Unmappable(f"minimize argument {key or 'positional'} is not supported yet")
         self.train_ops[name] = TrainOp(name, loss.value, opt_name, var_prefix=var_prefix, wired=wired)
         return prelude
+
+    def _var_list(self, node) -> Optional["VarFilter | ObjectVariables"]:
+        """What a var_list argument selects: a filtered list named earlier, or model objects'
+        variable properties written in place (`var_list=D.vars`); None when not known."""
+        if isinstance(node, cst.Name) and node.value in self.var_filters:
+            return self.var_filters[node.value]
+        return self._object_variables(node)
+
+    def _object_variables(self, node) -> Optional[ObjectVariables]:
+        """`D.vars`, `D.vars + G.vars`: properties of model objects whose class returns the
+        model's own variables (`variable_properties`); None for anything else."""
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
+            left, right = self._object_variables(node.left), self._object_variables(node.right)
+            if left is None or right is None or set(left.objects) & set(right.objects):
+                return None
+            return ObjectVariables(left.objects + right.objects)
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+            obj = node.value.value
+            cls = self.object_classes.get(obj)
+            if obj in self.model_objects and node.attr.value in self.variable_properties.get(cls, ()):
+                return ObjectVariables((obj,))
+        return None
 
     def _global_step_name(self, node) -> str:
         """The global step a train op increments: a name bound to it, or the call
@@ -724,9 +913,9 @@ class ProgramConverter:
         var_prefix = None
         for arg in call.args[1:]:
             key = arg.keyword.value if arg.keyword else "var_list"
-            if key != "var_list" or not (isinstance(arg.value, cst.Name) and arg.value.value in self.var_filters):
+            var_prefix = self._var_list(arg.value) if key == "var_list" else None
+            if var_prefix is None:
                 raise Unmappable(f"compute_gradients argument {key} is not supported yet")
-            var_prefix = self.var_filters[arg.value.value]
         self.gradient_sets[name] = (loss.value, optimizer.value, var_prefix)
         # Later statements that process the gradients (clipping) are graph statements.
         self.graph_names.add(name)
@@ -811,6 +1000,16 @@ class ProgramConverter:
         return out
 
     def _session_statement(self, stmt) -> List[cst.BaseStatement]:
+        stmt = stmt.visit(_DefaultSessionRuns(self))  # `op.run(...)` -> `sess.run(op, ...)`
+        if isinstance(stmt, cst.With) and len(stmt.items) == 1 and stmt.items[0].asname is None \
+                and isinstance(stmt.items[0].item, cst.Call) and not stmt.items[0].item.args \
+                and dotted(stmt.items[0].item.func) == f"{self.sess}.as_default":
+            # `with sess.as_default():` makes `op.run()` use it: its body runs in the session.
+            inner = self._session_block(list(stmt.body.body))
+            if inner:
+                inner[0] = inner[0].with_changes(leading_lines=[*stmt.leading_lines,
+                                                                *inner[0].leading_lines])
+            return inner
         stmt, summary = self.summaries.session_statement(stmt, self._is_run)  # FileWriter, add_summary
         if summary is not None:
             return [s.visit(_RunRewriter(self)) for s in summary]
@@ -924,17 +1123,31 @@ class ProgramConverter:
         train = [n for n in names if n in self.train_ops]
         if len(train) > 1:
             raise Unmappable("several train ops in one sess.run")
-        if len(names) > 1 and any(n in self.schedules for n in names):
+        if len(names) > 1 and any(n in self.schedules for n in names) and not (
+                len(train) == 1 and all(self.schedule_optimizer.get(n) == self.train_ops[train[0]].optimizer
+                                        for n in names if n in self.schedules)):
+            # With the train op of its optimizer, the fetched rate is the one that step applies
+            # (TF1 computed the schedule once per run, before the update incremented the step).
             raise Unmappable("sess.run of a learning-rate schedule together with other fetches")
         if len(names) == 1 and not feeds and names[0] in self.schedule_optimizer:
             # sess.run(lr): the schedule's value at the optimizer's current step.
             expr = cst.parse_expression(f"{self.schedule_optimizer[names[0]]}.learning_rate.numpy()")
+            return (target, expr) if target is not None else expr
+        if len(names) == 1 and not feeds and names[0] in self.global_steps and \
+                names[0] in self.step_optimizer:
+            # sess.run(global_step): the steps its optimizer has applied. (Fetched with the train
+            # op, TF1 read it in no fixed order with the increment: refused below.)
+            expr = cst.parse_expression(f"{self.step_optimizer[names[0]]}.iterations.numpy()")
             return (target, expr) if target is not None else expr
         if any(n in self.variables for n in names):
             if len(names) != 1 or feeds:
                 raise Unmappable("sess.run of a variable together with other fetches")
             expr = cst.parse_expression(f"{names[0]}.numpy()")
             return (target, expr) if target is not None else expr
+        if train and any(n in self.global_steps for n in names):
+            # No dependency orders TF1's read of the step with the train op's increment.
+            raise Unmappable("sess.run of the global step together with a train op (TF1 read it "
+                             "before or after the increment, in no fixed order)")
         if train:
             op = self.train_ops[train[0]]
             others = [n for n in names if n != op.name]
@@ -982,6 +1195,37 @@ class ProgramConverter:
         self.graph.append(stmt)
         self.graph_names.add(name)
         return cst.Name(name)
+
+    def _summary_value(self, expr: cst.BaseExpression, tag: cst.BaseExpression) -> str:
+        """What `tf.summary.scalar(tag, expr)` summarises when `expr` is not a named tensor: a
+        new graph name computing it (from graph values, placeholders and models; module names
+        such as `tf` read as they are), or the expression itself when it reads no graph value
+        (a Python number: TF1 wrote a constant)."""
+        if isinstance(expr, cst.Name) and expr.value in self.schedules:
+            return expr.value  # the rate a train step applies (fetched with its train op: _run)
+        used = _names_in(expr)
+        program_locals = bound_names(self.func) | {p.name.value for p in self.func.params.params}
+        graph = set(self.placeholders) | self.graph_names | self.model_objects
+        tf1_values = (set(self.schedules) | self.global_steps | self.variables | set(self.train_ops)
+                      | set(self.optimizers) | set(self.summaries.ops))
+        if used & tf1_values:
+            raise Unmappable(f"tf.summary.scalar of `{sorted(used & tf1_values)[0]}`, a TF1 value "
+                             "(schedule, step, variable) the summary rewrite does not compute yet")
+        if not used & graph:
+            if _calls_in(expr):
+                raise Unmappable("tf.summary.scalar of a call that reads no graph value")
+            return PythonValue(_RENDER.code_for_node(expr))
+        plain = (used - graph) & program_locals
+        if plain:
+            raise Unmappable(f"tf.summary.scalar of an expression that reads `{sorted(plain)[0]}`, "
+                             "a Python value of the program, with graph values")
+        base = "_".join(re.findall(r"[A-Za-z0-9]+", str(literal(tag)) if isinstance(literal(tag), str)
+                                   else _RENDER.code_for_node(expr)))[:40]
+        name = self._fresh(base or "summary_value")
+        stmt = cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], expr)])
+        self.graph.append(stmt)
+        self.graph_names.add(name)
+        return name
 
     def _slice(self, targets: Sequence[str]) -> List[cst.SimpleStatementLine]:
         needed = set(targets)
@@ -1137,7 +1381,7 @@ class ProgramConverter:
             text = _RENDER.code_for_node(new.with_changes(leading_lines=[])).strip()
             lines.extend(ind * 2 + line for line in text.splitlines())
         trained = self._trained_objects(op, objects)
-        if op.var_prefix is not None:
+        if op.var_prefix is not None:  # a var_list: the step may call models it does not train
             others = [o for o in objects if o not in trained]
             if others:
                 self.notes.append(("TFM403", f"{name} calls {', '.join(others)} with training=True: "
@@ -1147,6 +1391,9 @@ class ProgramConverter:
         variables = " + ".join(f"{o}.trainable_variables" for o in trained)
         lines.append(f"{ind}variables = {variables}")
         lines.append(f"{ind}gradients = tape.gradient({op.loss}, variables)")
+        for result in results:
+            if result in self.schedules:  # read before apply_gradients counts the step
+                lines.append(f"{ind}{result} = {opt}.learning_rate  # the rate this step applies")
         if op.apply_expr is None:
             lines.append(f"{ind}{opt}.apply_gradients(zip(gradients, variables))")
         else:
@@ -1187,6 +1434,12 @@ class ProgramConverter:
         """The model objects whose variables `op` trains (its var_list scope, else all it calls)."""
         if op.var_prefix is None:
             return list(objects)
+        if isinstance(op.var_prefix, ObjectVariables):
+            unused = [o for o in op.var_prefix.objects if o not in objects]
+            if unused:
+                raise Unmappable(f"var_list of {op.name} holds the variables of `{unused[0]}`, "
+                                 "which its loss does not use")
+            return [o for o in objects if o in op.var_prefix.objects]
         trained = [o for o in objects if self._selects(op, op.var_prefix, o)]
         if not trained:
             raise Unmappable(f"var_list of {op.name}: {op.var_prefix.describe()} are those of "
@@ -1246,15 +1499,19 @@ class ProgramConverter:
         return stmt
 
     def _fresh(self, base: str) -> str:
+        # Nor a name the program binds: `train_step = opt.minimize(loss)` and the generated
+        # `train_step(...)` it calls would be one local name.
+        program_names = bound_names(self.func) | {p.name.value for p in self.func.params.params}
         name, n = base, 2
-        while name in self.taken:
+        while name in self.taken or name in program_names:
             name, n = f"{base}_{n}", n + 1
         self.taken.add(name)
         return name
 
     def _validate(self, body) -> None:
         leftovers = (set(self.placeholders) | set(self.train_ops) | self.update_ops_names | {self.sess}
-                     | self.initializer_names
+                     | self.initializer_names | set(self.var_filters) | self.trainable_names
+                     | self.session_configs
                      | set(self.schedules) | set(self.summaries.ops) | set(self.summaries.fetched)
                      | self.global_steps)
         module = cst.Module(body=body)
@@ -1265,6 +1522,8 @@ class ProgramConverter:
             raise Unmappable(f"`{sorted(stale)[0]}` is still used as a TF1 graph value")
         for source in self.helpers + [module.code]:
             for name in _tf_names(source, self.resolve):
+                if name.startswith(("tensorflow.app.flags.", "tensorflow.flags.")):
+                    continue  # `FLAGS.x`: the flags rule (TFM420, after this one) makes it absl
                 if not exists_in_tf2(name):
                     raise Unmappable(f"{name.replace('tensorflow.', 'tf.')} has no TF2 mapping yet")
 
@@ -1288,6 +1547,57 @@ class _LossRewriter(cst.CSTTransformer):
                 raise Unmappable(f"{api.replace('tensorflow.', 'tf.')} with weights or other arguments")
             bound[key] = _RENDER.code_for_node(arg.value)
         return cst.parse_expression(template.format(tf=self.conv.tf, labels=bound[first], logits=bound[second]))
+
+
+class _WithoutSessionGraphs(cst.CSTTransformer):
+    """The tree without the `graph=` argument of its Sessions (`tf.Session(graph=graph)` runs the
+    graph the program built: no other use of the tf.Graph object)."""
+
+    def __init__(self, resolve):
+        super().__init__()
+        self.resolve = resolve
+
+    def leave_Call(self, original, updated):
+        if self.resolve(original.func) in SESSIONS:
+            return updated.with_changes(args=[a for a in updated.args
+                                              if not (a.keyword is not None and a.keyword.value == "graph")])
+        return updated
+
+
+class _DefaultSessionRuns(cst.CSTTransformer):
+    """`train_op.run(feed_dict=...)`, `loss.eval(feed_dict=..., session=sess)`,
+    `tf.global_variables_initializer().run()`: TF1's Operation.run / Tensor.eval are `sess.run`
+    of the op or tensor in the default session (or the one passed), so they become that call
+    and convert like it. Only on the program's own graph values, in the program's session."""
+
+    def __init__(self, conv: ProgramConverter):
+        super().__init__()
+        self.conv = conv
+
+    def leave_Call(self, original, updated):
+        func = updated.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value in ("run", "eval")):
+            return updated
+        conv, owner = self.conv, func.value
+        runnable = set(conv.train_ops) | conv.graph_names | conv.variables | conv.initializer_names \
+            | set(conv.schedules) | conv.global_steps
+        if not ((isinstance(owner, cst.Name) and owner.value in runnable) or (
+                isinstance(owner, cst.Call) and not owner.args and conv.resolve(owner.func) in INITIALIZERS)):
+            return updated
+        feed = None
+        for index, arg in enumerate(updated.args):
+            key = arg.keyword.value if arg.keyword else ("feed_dict", "session")[index] if index < 2 else None
+            if key == "feed_dict" and not arg.star:
+                feed = arg.value
+            elif key == "session":
+                if not (isinstance(arg.value, cst.Name) and arg.value.value == conv.sess):
+                    raise Unmappable(f"{render(func)}(session={render(arg.value)}): a session "
+                                     "the program did not open")
+            else:
+                raise Unmappable(f"{render(func)}() with {key or 'another'} argument")
+        code = f"{conv.sess}.run({_RENDER.code_for_node(owner)}" + (
+            f", feed_dict={_RENDER.code_for_node(feed)})" if feed is not None else ")")
+        return cst.parse_expression(code)
 
 
 class _RunRewriter(cst.CSTTransformer):

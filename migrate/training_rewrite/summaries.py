@@ -11,8 +11,12 @@ a value when `tf.summary.scalar(name, value, step=step)` is called under a defau
 * `writer.add_summary(summary, step)` -> `with writer.as_default():` + one
   `tf.summary.scalar(name, summary_loss, step=step)` per scalar, with TF1's tags.
 
-Only scalar summaries of tensors the program names are rewritten; histograms, images, text and
-anything else raise `Unmappable` (the program stays as it was; TFM430 reports the sites).
+The summarised value may be a tensor the program names, an expression of its graph values
+(`loss * 2`, `tf.reduce_mean(errors)`: it gets a name and is computed where it is fetched, in
+the train step when fetched with the train op), or a Python value (`learning_rate`, a float
+parameter: TF1 wrote it as a constant, TF2 writes it as it is). Histograms, images, text, a
+learning-rate schedule's tensor and anything else raise `Unmappable` (the program stays as it
+was; TFM430 reports the sites).
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ _FILE_WRITER = "tensorflow.summary.FileWriter"
 _PREFIX = "tensorflow.summary."
 
 
+class PythonValue(str):
+    """A summarised value that is no graph tensor (`tf.summary.scalar('lr', learning_rate)`
+    with a Python float): TF1 wrote the constant; TF2 writes the expression's source as it is."""
+
+
 def _argument(call: cst.Call, name: str, position: int):
     for index, arg in enumerate(call.args):
         if (arg.keyword is not None and arg.keyword.value == name) or (arg.keyword is None and index == position):
@@ -39,11 +48,13 @@ def _argument(call: cst.Call, name: str, position: int):
 
 
 class Summaries:
-    def __init__(self, resolve, tf_alias: str, fresh, graph_names):
+    def __init__(self, resolve, tf_alias: str, fresh, graph_names, summary_value=None):
         self.resolve = resolve
         self.tf = tf_alias
         self.fresh = fresh  # ProgramConverter._fresh: unique names
         self.graph_names = graph_names  # callable: the graph tensors the program names
+        # callable (expression, tag) -> the graph name computing it, or a `PythonValue`
+        self.summary_value = summary_value
         self.collection: List[Tuple[str, str]] = []  # (tag source, tensor name), program order
         self.ops: Dict[str, List[Tuple[str, str]]] = {}  # summary tensor name -> its scalars
         self.writers: Set[str] = set()
@@ -106,10 +117,15 @@ class Summaries:
             tag = _argument(value, "name", 0)
             tensor = _argument(value, "tensor", 1)
             extra = [a for a in value.args if a.keyword is not None and a.keyword.value not in ("name", "tensor")]
-            if tag is None or not isinstance(tensor, cst.Name) or tensor.value not in self.graph_names() or extra:
-                raise Unmappable("tf.summary.scalar of an expression or with collections/family "
-                                 "(only a named tensor of the program is rewritten)")
-            scalar = (render(tag), tensor.value)
+            if tag is None or tensor is None or extra:
+                raise Unmappable("tf.summary.scalar with collections/family (only "
+                                 "`tf.summary.scalar(name, value)` is rewritten)")
+            if isinstance(tensor, cst.Name) and tensor.value in self.graph_names():
+                scalar = (render(tag), tensor.value)
+            else:
+                # An expression: a graph value computed where it is fetched, or a Python value
+                # written as it is (`summary_value` says which, or why neither).
+                scalar = (render(tag), self.summary_value(tensor, tag))
             self.collection.append(scalar)
             for target in targets:
                 self.ops[target] = [scalar]
@@ -177,7 +193,12 @@ class Summaries:
                 if not scalars:
                     raise Unmappable("a merged summary with no scalar summary in this program")
                 names = []
+                if all(isinstance(tensor, PythonValue) for _, tensor in scalars):
+                    raise Unmappable("a fetched summary of Python values only (no graph tensor)")
                 for tag, tensor in scalars:
+                    if isinstance(tensor, PythonValue):
+                        names.append((tag, str(tensor)))  # written as it is
+                        continue
                     stem = re.sub(r"\W+", "_", tensor)
                     local = self.fresh(f"{name.value}_{stem}")
                     names.append((tag, local))
