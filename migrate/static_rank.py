@@ -13,7 +13,9 @@ unknown stays unknown (None), which leaves a batch norm "fused for 4-D input" as
 from __future__ import annotations
 
 import ast
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional
+
+from migrate.names import dotted_name
 
 Resolve = Callable[[str], Optional[str]]
 
@@ -262,19 +264,10 @@ def batch_norm_input_ranks(node, resolve: Resolve, batch_norm_apis,
     return [ranks.get(id(c)) for c in calls]
 
 
-def _dotted(node) -> Optional[str]:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return ".".join(reversed(parts))
 
 
 def _api(func, resolve: Resolve) -> Optional[str]:
-    dotted = _dotted(func)
+    dotted = dotted_name(func)
     return resolve(dotted) if dotted else None
 
 

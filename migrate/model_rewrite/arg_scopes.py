@@ -26,6 +26,7 @@ import libcst as cst
 
 from migrate import bn_mapping
 from migrate.cst_utils import bound_names, name_uses, names_read
+from migrate.model_rewrite.analysis import dotted
 
 ARG_SCOPE = "tf_slim.arg_scope"
 TRAINING = "training"  # the Keras call argument a scope's is_training flag becomes
@@ -332,7 +333,7 @@ def _walk_sites(node, caller, stack, functions, resolve, asfs, function_locals, 
         _walk_sites(node.body, caller, entered, *args)
         return
     if isinstance(node, cst.Call):
-        key = _dotted(node.func)
+        key = dotted(node.func)
         if key in functions and functions[key].is_model and key != caller:
             sites.setdefault(key, []).append((caller, node, list(stack)))
     for child in node.children:
@@ -354,15 +355,6 @@ def _references(node) -> List[cst.BaseExpression]:
     return found
 
 
-def _dotted(node) -> Optional[str]:
-    parts = []
-    while isinstance(node, cst.Attribute):
-        parts.append(node.attr.value)
-        node = node.value
-    if not isinstance(node, cst.Name):
-        return None
-    parts.append(node.value)
-    return ".".join(reversed(parts))
 
 
 def _apis_used(name: str, functions, resolve, seen=None) -> Set[str]:

@@ -33,6 +33,7 @@ import libcst as cst
 
 from migrate.model_rewrite.analysis import VARIABLE_SCOPES, _is_docstring, dotted
 from migrate.model_rewrite.layers import Unmappable, literal
+from migrate.model_rewrite.tf1_classes import _plain_params
 
 _RENDER = cst.Module(body=[])
 # Methods that build the network when the program calls the object.
@@ -242,17 +243,6 @@ def _assigned_self_attrs(func: cst.FunctionDef) -> Set[str]:
 
     func.visit(V())
     return found
-
-
-def _plain_params(func: cst.FunctionDef) -> List[cst.Param]:
-    params = func.params
-    if isinstance(params.star_arg, cst.Param) or params.star_kwarg is not None \
-            or params.kwonly_params or params.posonly_params or func.decorators:
-        raise Unmappable(f"{func.name.value} takes *args, **kwargs or keyword-only parameters")
-    plain = list(params.params)
-    if not plain or plain[0].name.value != "self":
-        raise Unmappable(f"{func.name.value} is not a plain method")
-    return plain
 
 
 def _configuration(init: cst.FunctionDef, resolve, module_functions: Set[str]):
