@@ -100,7 +100,7 @@ RUN = {
         "assert np.allclose(train_decayed(), [0.1, 0.05, 0.05, 0.025])",
         "model, opt = Regression(), make_optimizer_2(); ones = np.ones((4, 3), 'float32');"
         " model(ones); opt.build(model.trainable_variables);"
-        " applied = [float(train_step_2(model, opt, ones, np.ones((4, 1), 'float32'))) for _ in range(3)];"
+        " applied = [float(train_step_2(model, opt, ones, np.ones((4, 1), 'float32'))[1]) for _ in range(3)];"
         " assert np.allclose(applied, [0.1, 0.1, 0.05]), applied"],
     # A module-level program: importing the module trains (3 steps).
     "module_level_program": ["assert float(value) > 0 and classifier.built"],

@@ -294,3 +294,21 @@ def test_global_step_fetched_with_its_train_op_leaves_the_program():
 def test_a_trainable_or_reassigned_variable_is_no_global_step():
     source = STEP.replace("STEP", "tf.Variable(0, name='global_step')").replace("FETCH", _ALONE)
     assert _reasons(_text(_migrate(source)))  # a trainable variable: not the step TF1 counted
+
+
+@pytest.mark.tf
+def test_step_fetching_another_value_still_returns_its_loss_first(tmp_path):
+    """`_, l1 = sess.run([train_op, l1])` where the train op minimizes `l1 * 100`: the step
+    returns `loss, l1` and the caller skips the loss, so verify compares the minimized loss
+    (a step returning `l1` alone made verify report a 100x loss mismatch on a correct pair)."""
+    old = tmp_path / "old" / "program.py"
+    old.parent.mkdir()
+    old.write_text((FIXTURES / "rewrite" / "fetch_with_train_op.before.py").read_text())
+    run = run_cli("apply", old.parent, "--out", tmp_path / "new", "-q", timeout=300)
+    assert run.returncode in (0, 1), run.stderr.decode()
+    new = tmp_path / "new" / "program.py"
+    assert "return loss, l1" in new.read_text()
+    verify = run_cli("verify", old, new, timeout=600)
+    output = (verify.stdout + verify.stderr).decode(errors="replace")
+    assert verify.returncode == 0, output[-3000:]
+    assert re.search(r"loss/train_step .* PASS", output), output[-3000:]

@@ -1152,10 +1152,18 @@ class ProgramConverter:
             op = self.train_ops[train[0]]
             others = [n for n in names if n != op.name]
             results = ([op.loss] if op.returns_loss else []) + others
+            # A train step returns its loss first (what verify compares step by step), also when
+            # the program fetched other values with the train op: the caller skips it.
+            loss_added = bool(results) and results[0] != op.loss
+            if loss_added:
+                results = [op.loss] + results
             step_call = self._step_call(op, results, feeds)
             if target is None:
                 if not is_list:
                     return step_call
+                if loss_added:
+                    step_call = cst.parse_expression(
+                        _RENDER.code_for_node(step_call) + ("[1]" if len(others) == 1 else "[1:]"))
                 # Used inside an expression: keep sess.run's list, None for the train op.
                 position = names.index(op.name)
                 if len(others) == 1:
@@ -1170,6 +1178,8 @@ class ProgramConverter:
                 if not isinstance(target, (cst.Tuple, cst.List)) or len(target.elements) != len(names):
                     raise Unmappable("sess.run result unpacked into a different shape")
                 kept = [e for e, n in zip(target.elements, names) if n != op.name]
+                if loss_added:
+                    kept = [cst.Element(cst.Name("_"))] + kept
                 if not kept:
                     return None, step_call
                 new_target = kept[0].value if len(kept) == 1 else target.with_changes(
