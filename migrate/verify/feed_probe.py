@@ -91,8 +91,9 @@ def _has_scalar_placeholder(graph):
         if op.type in ("Placeholder", "PlaceholderWithDefault"):
             out = op.outputs[0]
             dtype = out.dtype.base_dtype
-            if out.shape.ndims == 0 and not dtype.is_bool and (dtype.is_floating
-                                                               or dtype.is_integer):
+            # unknown rank too: `keep_prob = tf.placeholder(tf.float32)` is fed a scalar
+            if out.shape.ndims in (0, None) and not dtype.is_bool and (dtype.is_floating
+                                                                       or dtype.is_integer):
                 return True
     return False
 
@@ -114,8 +115,8 @@ def _record(graph, feed_dict):
         if op is None or op.type not in ("Placeholder", "PlaceholderWithDefault"):
             continue
         dtype = tensor.dtype.base_dtype
-        if tensor.shape.ndims != 0 or dtype.is_bool or not (dtype.is_floating
-                                                            or dtype.is_integer):
+        if tensor.shape.ndims not in (0, None) or dtype.is_bool or not (dtype.is_floating
+                                                                        or dtype.is_integer):
             continue
         array = np.asarray(value)
         if array.ndim == 0 and array.dtype.kind in "iuf":

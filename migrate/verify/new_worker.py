@@ -86,6 +86,20 @@ def call_inputs(inputs, arrays, key):
     return args
 
 
+def fixed_arguments(mode, model):
+    """Keyword arguments for NEW's call() parameters that the old call passed a tensor not
+    reaching its outputs (old_worker._unused_fed_args: `keep_prob` with dropout off), at the
+    value the old program fed; only those call() takes by that name."""
+    fixed = mode.get("fixed_args") or {}
+    if not fixed:
+        return {}
+    try:
+        params = inspect.signature(model.call).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {name: value for name, value in fixed.items() if name in params}
+
+
 def constructor_arguments(module, class_name):
     """(args, kwargs) of the first `ClassName(...)` in NEW's own code whose arguments are all
     module-level values (`Model(params=PARAMS)`), evaluated in the module: NEW constructs its
@@ -219,7 +233,8 @@ class NewModel(object):
             m = entry["modes"].get("infer") or entry["modes"].get("train")
             inputs = call_inputs(m["inputs"], self.old, "key")
             try:
-                models[entry["new"]](*inputs, training=False)
+                models[entry["new"]](*inputs, training=False,
+                                     **fixed_arguments(m, models[entry["new"]]))
             except BaseException as exc:
                 if isinstance(exc, SystemExit):
                     raise VerifyError("new %s called sys.exit(%s)" % (entry["new"], exc.code))
@@ -340,7 +355,8 @@ class NewModel(object):
                     continue
                 inputs = call_inputs(m["inputs"], self.old, "key")
                 try:
-                    out = models[entry["new"]](*inputs, training=(mode == "train"))
+                    out = models[entry["new"]](*inputs, training=(mode == "train"),
+                                               **fixed_arguments(m, models[entry["new"]]))
                 except BaseException as exc:
                     raise VerifyError("new %s forward (%s mode) failed: %s"
                                       % (entry["new"], mode, _describe(exc)))
@@ -515,7 +531,8 @@ class NewModel(object):
                 if not m:
                     continue
                 inputs = call_inputs(m["inputs"], self.old, "held_key")
-                out = models[entry["new"]](*inputs, training=False)
+                out = models[entry["new"]](*inputs, training=False,
+                                           **fixed_arguments(m, models[entry["new"]]))
                 for j, o in enumerate(_flatten(out)):
                     arrays[prefix + "%s/%s/%d" % (tag, entry["old"], j)] = np.asarray(o)
 

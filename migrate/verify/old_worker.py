@@ -169,6 +169,23 @@ def _with_fed_values(spec_inputs, fed, meta):
     return dict(spec_inputs, **{name: {"value": value} for name, value in taken.items()})
 
 
+def _unused_fed_args(args, feeding, feeder):
+    """Tensor arguments of a model-function call that do not reach its outputs under verify
+    (a `keep_prob` placeholder once dropout is the identity), with the scalar value the program
+    fed them at its first step (or the spec's): NEW's call() still takes the parameter, so it
+    is passed that value; it cannot change any compared number, since it reaches no output."""
+    fixed = {}
+    for name, v in args:
+        if not _is_tensor(v) or _is_flag(v) or v.op.name in feeding:
+            continue
+        if v.op.type not in ("Placeholder", "PlaceholderWithDefault"):
+            continue
+        spec = feeder.spec_for(v, name)
+        if "value" in spec and not isinstance(spec["value"], (list, tuple)):
+            fixed[name] = spec["value"]
+    return fixed
+
+
 def _new_of(model, fname):
     for p in model["pairs"]:
         if p["old"] == fname:
@@ -226,10 +243,12 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                        for k in sorted(v) if _is_tensor(v[k]) and not _is_flag(v[k])]
             outs = _model_outputs(call["out"])
             feeding = {o.name for o in _ancestors(outs)}
+            fixed = _unused_fed_args(call["args"], feeding, feeder)
             inputs = [(n, v) for n, v in inputs if v.op.name in feeding]
             entry["modes"][mode] = {
                 "inputs": [{"param": n, "tensor": _clean(v.name), "shape": None}
                            for n, v in inputs],
+                "fixed_args": fixed,
                 "outputs": [_clean(o.name) for o in outs],
                 "flag": _clean(flag.name) if flag is not None else None,
                 "python_training": value,

@@ -13,7 +13,7 @@ from verify_helpers import fixture, make_tree, run_module, tensor_rows
 pytestmark = pytest.mark.tf
 
 CASES = ("cnn_update_ops", "contrib_mlp", "cnn_rmsprop", "forgot_update_ops",
-         "null_grad_adam", "dropout_mlp")
+         "null_grad_adam", "dropout_mlp", "keep_prob_call")
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,16 @@ def test_dropout_is_disabled_on_both_sides_and_said_so(run):
     m = run.models["dropout_mlp"]
     assert m["status"] == "pass"
     assert any(n.startswith("dropout disabled") for n in m["notes"])
+
+
+def test_call_parameter_fed_by_an_unknown_rank_placeholder_gets_the_fed_value(run):
+    """`keep_prob = tf.placeholder(tf.float32)` (no shape) fed 0.8 at the first step: NEW's
+    call(x, keep_prob) is built and compared with that value, and the report says so."""
+    m = run.models["keep_prob_call"]
+    assert m["status"] == "pass", m
+    assert any("keep_prob = 0.8" in n for n in m["notes"]), m["notes"]
+    assert {t["tensor"] for t in tensor_rows(m, "PASS")} >= {"forward.infer/Mlp:0",
+                                                           "after.infer/Mlp:0"}
 
 
 def test_each_traced_train_step_is_traced_once(run):
