@@ -232,3 +232,51 @@ def test_var_list_filter_selecting_part_of_a_model_leaves_the_program(d_filter, 
     left = [f for f in result.findings if f.code == "TFM401"]
     assert left and reason in left[0].message, [f.message for f in result.findings]
     assert "tf.Session()" in (result.new_text or "")
+
+
+def test_call_site_variable_scopes_name_the_model_objects():
+    # `with tf.variable_scope("generator"): fake = generator(z)`: the object takes the scope as
+    # its Keras name, and reuse=True around the discriminator calls the same object again.
+    text = (REWRITE / "call_site_scopes.after.py").read_text()
+    assert 'generator = Generator(name="generator")' in text
+    assert text.count("Discriminator(name=\"discriminator\")") == 1
+    assert "variable_scope" not in text and "name_scope" not in text
+    assert "variables = discriminator.trainable_variables" in text  # startswith("discriminator/")
+    assert "variables = generator.trainable_variables" in text
+
+
+def test_call_site_scopes_that_would_lose_variable_names_are_left_alone_with_their_reason():
+    reasons = _reasons("call_site_scopes_left_alone")
+    assert len(reasons) == 2
+    assert any("`tf.get_variable` inside variable_scope(\"autoencoder\")" in r for r in reasons)
+    assert any("reuse=True around a model no earlier variable_scope(\"net\") created" in r
+               for r in reasons)
+
+
+def test_one_model_under_two_scopes_without_reuse_is_two_objects():
+    source = ("import tensorflow as tf\n\n\ndef net(x):\n    return tf.layers.dense(x, 2, name='fc')\n\n\n"
+              "def train():\n    x = tf.placeholder(tf.float32, [None, 3], name='x')\n"
+              "    with tf.variable_scope('a'):\n        ya = net(x)\n"
+              "    with tf.variable_scope('b'):\n        yb = net(x)\n"
+              "    loss = tf.reduce_mean(ya - yb)\n"
+              "    a_vars = [v for v in tf.trainable_variables() if v.name.startswith('a/')]\n"
+              "    op = tf.train.GradientDescentOptimizer(0.1).minimize(loss, var_list=a_vars)\n"
+              "    with tf.Session() as sess:\n        sess.run(tf.global_variables_initializer())\n"
+              "        sess.run(op, feed_dict={x: [[1.0, 2.0, 3.0]]})\n")
+    text = _migrate(source).new_bytes.decode()
+    assert 'net = Net(name="a")' in text and 'net_2 = Net(name="b")' in text
+    assert "variables = net.trainable_variables" in text  # var_list: the variables under a/
+
+
+def test_auto_reuse_call_site_scopes_share_one_object_and_a_repeated_scope_is_refused():
+    before = (REWRITE / "call_site_scopes.before.py").read_text()
+    auto = before.replace('variable_scope("discriminator", reuse=True)',
+                          'variable_scope("discriminator", reuse=tf.AUTO_REUSE)').replace(
+        'variable_scope("discriminator"):', 'variable_scope("discriminator", reuse=tf.AUTO_REUSE):')
+    assert auto.count("AUTO_REUSE") == 2
+    text = _migrate(auto).new_bytes.decode()
+    assert text.count('Discriminator(name="discriminator")') == 1 and "variable_scope" not in text
+    twice = before.replace('variable_scope("discriminator", reuse=True)', 'variable_scope("discriminator")')
+    result = _migrate(twice)
+    assert any(f.code == "TFM401" and "builds a second model of that name" in f.message
+               for f in result.findings)

@@ -8,6 +8,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from migrate.cst_utils import keyword_arg as _keyword_arg, name_uses
 from migrate.findings import BOUNDED, BEHAVIOUR_CHANGE, EXACT, Finding
 from migrate.model_rewrite.arg_scopes import drop_dead_arg_scope_functions
+from migrate.model_rewrite.call_site_scopes import CallSiteScope, call_site_scope
 from migrate.model_rewrite import (analysis, fused_bn, network_classes, tf1_classes, usage,
                                    weights)
 from migrate.model_rewrite.convert import ConvertedFunction, FunctionConverter, _RENDER
@@ -420,7 +421,7 @@ class ModelClasses(ModelClassesFindings):
         ctx.model_variables = weights.tf1_variable_names(converted, functions)
         module = _export_classes(module, {n: c.info.class_name for n, c in converted.items()})
         module = _rewrite_callers(module, {n: c.info for n, c in converted.items()
-                                           if n not in networks}, functions)
+                                           if n not in networks}, functions, _resolver(ctx))
         module = _rewrite_instance_calls(module, ctx, {n: c.info for n, c in converted.items()
                                                        if n in networks},
                                          getattr(self, "networks", {}))
@@ -877,10 +878,12 @@ def _mark_unconverted(stmt: cst.FunctionDef, reason: str) -> cst.FunctionDef:
 class _CallerRewriter(cst.CSTTransformer):
     """In program code: create each model once (before its first use), call it with training=."""
 
-    def __init__(self, converted, functions):
+    def __init__(self, converted, functions, resolve=None):
         super().__init__()
         self.converted = converted
         self.functions = functions
+        self.resolve = resolve or (lambda node: None)
+        self.scopes: List[Optional[CallSiteScope]] = []  # the with blocks around the call
         self.objects: Dict[str, str] = {}  # key (function + config args) -> object name
         self.pending: List[List[cst.BaseStatement]] = []
         self.inserts: List[Dict[int, List[str]]] = []
@@ -932,6 +935,24 @@ class _CallerRewriter(cst.CSTTransformer):
         self.current = node
         return True
 
+    def visit_With(self, node):
+        self.scopes.append(call_site_scope(node, self.resolve))
+        return True
+
+    def leave_With(self, original, updated):
+        self.scopes.pop()
+        return updated
+
+    def _call_site_scope(self, info) -> Optional[CallSiteScope]:
+        """The one literal `tf.variable_scope` around this call that names a model without a
+        scope of its own (module docstring of call_site_scopes); None otherwise."""
+        if info.scope_name is not None or info.scope_param:
+            return None  # the model opens its own scope: TF1 nests them, a Keras name cannot
+        variable_scopes = [s for s in self.scopes if s is not None and s.kind == "variable"]
+        if len(variable_scopes) != 1 or variable_scopes[0].name is None:
+            return None  # nested or computed scopes: the training rewrite refuses the block
+        return variable_scopes[0]
+
     def leave_Call(self, original, updated):
         func = original.func
         if not (isinstance(func, cst.Name) and func.value in self.converted):
@@ -952,8 +973,13 @@ class _CallerRewriter(cst.CSTTransformer):
         scope = bound.get(info.scope_param) if info.scope_param else None
         if scope is not None and not (isinstance(scope, cst.Name) and scope.value == "None"):
             config.append(("name", scope))
+        site_scope = self._call_site_scope(info)
+        if site_scope is not None:
+            quoted = f'"{site_scope.name}"' if '"' not in site_scope.name and "\\" not in site_scope.name \
+                else repr(site_scope.name)
+            config.append(("name", cst.SimpleString(quoted)))
         config_text = ", ".join(f"{p}={_RENDER.code_for_node(v)}" for p, v in config)
-        shared = info.shares_variables
+        shared = info.shares_variables or (site_scope is not None and site_scope.reuse)
         key = f"{info.name}({config_text})" + ("" if shared else f"#{len(self.objects)}")
         obj = self.objects.get(key)
         if obj is None:
@@ -962,6 +988,8 @@ class _CallerRewriter(cst.CSTTransformer):
             while obj in taken:
                 obj, n = f"{info.name}_{n}", n + 1
             self.objects[key] = obj
+            if site_scope is not None:
+                self.objects.setdefault(f"{info.name}({config_text})", obj)  # for reuse=True
             if self.inserts:
                 block_inserts = self.inserts[-1]
                 block_inserts.setdefault(self._statement_index(), []).append(
@@ -1032,10 +1060,10 @@ def _function_attribute_on_class(stmt, converted):
     return stmt
 
 
-def _rewrite_callers(module: cst.Module, converted, functions) -> cst.Module:
+def _rewrite_callers(module: cst.Module, converted, functions, resolve=None) -> cst.Module:
     if not converted:
         return module
-    return module.visit(_CallerRewriter(converted, functions))
+    return module.visit(_CallerRewriter(converted, functions, resolve))
 
 
 def _drop_unused_slim_aliases(module: cst.Module, ctx) -> cst.Module:

@@ -40,6 +40,11 @@ class TrainSteps(TrainStepsFindings):
     variable names it keeps, by the names the model rewrite keeps (`weights.py`); `var_list=D.vars`
     trains model `D` when its class's `vars` property returns the model's variables (what the
     model rewrite makes of a GAN network's scope filter).
+    `with tf.variable_scope("generator"):` around a model call (pix2pix's create_model()) is
+    unwrapped: the model object takes the scope as its Keras name, so its weights keep the TF1
+    variable names; `reuse=True` around the same model calls that object again; `tf.name_scope`
+    is dropped (it never renamed variables). A variable, summary or non-model call inside such
+    a block, or another model under a reused scope, leaves the program as it was.
     A Session opened without `with` (`sess = tf.Session()` / `tf.InteractiveSession()`, maybe
     before the graph, maybe closed with `sess.close()`) is the same program when it is only run;
     `op.run(feed_dict=...)` / `tensor.eval(...)` are its `sess.run`; its `config=` ConfigProto

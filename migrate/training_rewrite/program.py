@@ -27,6 +27,7 @@ import libcst as cst
 from migrate.cst_utils import (assigned_names as _assigned, bound_names, bound_names_in_order,
                                names_read as _names_in)
 from migrate.model_rewrite.analysis import dotted
+from migrate.model_rewrite.call_site_scopes import CallSiteScope, call_site_scope
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite.layers import Unmappable, literal, render
 from migrate.model_rewrite.tf2_api import exists_in_tf2
@@ -75,6 +76,10 @@ class Placeholder:
 
 # A var_list taken from these: only the trainable variables among them get gradients, so a
 # name filter over the global variables selects the same weights (moving statistics have none).
+# APIs that create variables (whose TF1 names a call-site scope would change).
+_VARIABLE_MAKERS = ("tensorflow.Variable", "tensorflow.get_variable", "tensorflow.layers.",
+                    "tensorflow.keras.", "tensorflow.contrib.", "tensorflow.compat.v1.layers.",
+                    "tensorflow.compat.v1.get_variable", "tensorflow.train.", "tensorflow.estimator.")
 VARIABLE_LISTS = ("tensorflow.trainable_variables", "tensorflow.global_variables")
 TRAINABLE_KEYS = ("tensorflow.GraphKeys.TRAINABLE_VARIABLES",
                   "tensorflow.GraphKeys.GLOBAL_VARIABLES")
@@ -176,6 +181,7 @@ class ProgramConverter:
         # None where one is not static; set by the model rewrite (weights.tf1_variable_names).
         self.model_variables: Dict[str, Optional[List[str]]] = {}
         self.object_classes: Dict[str, str] = {}
+        self.object_names: Dict[str, str] = {}  # object -> its Keras `name=` (a call-site scope)
         # class -> its properties that return the model's variables (`vars`), set by the rule.
         self.variable_properties: Dict[str, Set[str]] = {}
         self.gradient_sets: Dict[str, Tuple[str, str, Optional[VarFilter]]] = {}  # (loss, opt, filter)
@@ -420,6 +426,10 @@ class ProgramConverter:
             if isinstance(item, cst.Call) and self.resolve(item.func) == "tensorflow.control_dependencies":
                 deps = item.args[0].value if item.args else None
                 if deps is None or not self._is_update_ops(deps):
+                    chained = sorted(_names_in(deps) & set(self.train_ops)) if deps is not None else []
+                    if chained:  # pix2pix: `with tf.control_dependencies([discrim_train]):`
+                        raise Unmappable(f"control_dependencies on the train op `{chained[0]}` "
+                                         "(one train step chained after another) is not supported yet")
                     raise Unmappable("control_dependencies on something other than UPDATE_OPS")
                 out = []
                 for inner in stmt.body.body:
@@ -436,6 +446,9 @@ class ProgramConverter:
                     out[0] = out[0].with_changes(leading_lines=[*stmt.leading_lines,
                                                                 *out[0].leading_lines])
                 return out
+            site_scope = call_site_scope(stmt, self.resolve)
+            if site_scope is not None:
+                return self._call_site_scope_block(stmt, site_scope, wired)
             raise Unmappable("a with block in the graph-building code")
         if isinstance(stmt, cst.FunctionDef):
             self.local_functions[stmt.name.value] = stmt
@@ -535,8 +548,12 @@ class ProgramConverter:
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and \
                 value.func.value in self.model_classes:
             self.model_objects.update(targets)
+            keras_name = next((literal(a.value) for a in value.args
+                               if a.keyword is not None and a.keyword.value == "name"), None)
             for target in targets:
                 self.object_classes[target] = value.func.value
+                if isinstance(keras_name, str):
+                    self.object_names[target] = keras_name
             return [stmt]
         used = _names_in(value)
         if used & (set(self.placeholders) | self.graph_names | self.model_objects):
@@ -569,6 +586,59 @@ class ProgramConverter:
                     and inner.body[0].value.func.value in self.model_classes:
                 objects.update(_assigned(inner))
         return True
+
+    def _call_site_scope_block(self, stmt: cst.With, scope: CallSiteScope,
+                               wired: bool) -> List[cst.BaseStatement]:
+        """`with tf.variable_scope("generator"): outputs = create_generator(x)` -> its body: the
+        caller rewrite named the model object after the scope (model_rewrite/call_site_scopes),
+        so its Keras weight paths keep the TF1 variable names. `tf.name_scope` renames ops only.
+        Refused where the block could create variables the Keras names would not carry."""
+        what = f'{scope.kind}_scope("{scope.name}")' if scope.name else f"a {scope.kind}_scope"
+        if scope.kind == "variable" and scope.name is None:
+            raise Unmappable("a variable_scope around model calls whose name is not a plain literal "
+                             "(or with arguments besides reuse)")
+        created_before = set(self.model_objects)
+        out: List[cst.BaseStatement] = []
+        for inner in stmt.body.body:
+            if not isinstance(inner, (cst.SimpleStatementLine, cst.With)):
+                raise Unmappable(f"a {type(inner).__name__.lower()} statement inside {what}")
+            out.extend(self._graph_statement(inner, wired))
+        for inner in stmt.body.body:
+            for call in _calls_in(inner):
+                callee = call.func.value if isinstance(call.func, cst.Name) else None
+                if callee in self.model_classes or callee in self.model_objects or \
+                        callee in _BUILTIN_NAMES:
+                    continue
+                api = self.resolve(call.func) or ""
+                if api.startswith("tensorflow.summary."):
+                    raise Unmappable(f"a summary inside {what}: TF1 prefixes its tag with the scope")
+                if not api.startswith("tensorflow.") or any(
+                        api.startswith(p) for p in _VARIABLE_MAKERS) or api in _VARIABLE_MAKERS:
+                    shown = dotted(call.func) or "a call"
+                    raise Unmappable(f"`{shown}` inside {what}: only models the rewrite converted "
+                                     "and plain graph ops keep their TF1 variable names there")
+        if scope.kind == "variable":
+            made = set(self.model_objects) - created_before
+            if not scope.creates and made:
+                raise Unmappable(f"{what} with reuse=True around a model no earlier "
+                                 f"variable_scope(\"{scope.name}\") created")
+            if any(self.object_names.get(o) == scope.name for o in created_before) and made:
+                raise Unmappable(f"{what} builds a second model of that name: TF1 shares or "
+                                 "refuses its variables, two Keras objects would not")
+            for inner in stmt.body.body:
+                for call in _calls_in(inner):
+                    obj = call.func.value if isinstance(call.func, cst.Name) else None
+                    if obj in self.model_objects and self.object_names.get(obj) != scope.name:
+                        raise Unmappable(f"`{obj}` is called inside {what}, which does not name it "
+                                         "(a model with a scope of its own, or nested scopes)")
+        if out:
+            out[0] = out[0].with_changes(leading_lines=[*stmt.leading_lines, *out[0].leading_lines])
+        return out
+
+    def _object_scope(self, obj: str) -> Optional[str]:
+        """The TF1 scope that starts every variable name of model object `obj`: the call-site
+        variable_scope it was named after, else its class's own scope."""
+        return self.object_names.get(obj) or self.model_names.get(self.object_classes.get(obj, ""))
 
     def _saver(self, name: str, call: cst.Call, stmt) -> cst.BaseStatement:
         """`saver = tf.train.Saver()` -> a tf.train.Checkpoint of the models and optimizers."""
@@ -811,8 +881,7 @@ class ProgramConverter:
     def _models_in_scope(self, scope: Optional[str]) -> List[str]:
         if scope is None:
             return sorted(self.model_objects)
-        return sorted(o for o in self.model_objects
-                      if self.model_names.get(self.object_classes.get(o, "")) == scope)
+        return sorted(o for o in self.model_objects if self._object_scope(o) == scope)
 
     def _tf1_momentum(self, keras: KerasOptimizer) -> None:
         """A rate that changes (schedule, fed): Keras SGD's momentum would keep past rates in its
@@ -1020,8 +1089,7 @@ class ProgramConverter:
                 keys = [e.key for e in stmt.body[0].value.elements if isinstance(e, cst.DictElement)]
                 if len(targets) == 1 and keys and all(isinstance(k, cst.Name) and k.value in self.placeholders
                                                        for k in keys):
-                    self.feed_dicts[targets[0]] = stmt.body[0].value
-                    return []
+                    return self._feed_dict(targets[0], stmt)
             if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr) and \
                     self._saver_call(stmt.body[0].value, "restore"):
                 restored = self._restore(stmt.body[0].value)
@@ -1087,6 +1155,25 @@ class ProgramConverter:
         return (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
                 and isinstance(node.func.value, cst.Name) and node.func.value.value == self.sess
                 and node.func.attr.value == "run")
+
+    def _feed_dict(self, name: str, stmt: cst.SimpleStatementLine) -> List[cst.BaseStatement]:
+        """`feed = {x: batch_x, z: rng.randn(4, 2)}`: its values are passed to the train steps
+        that run with it. A value that computes something (a call: `rng.randn`, `next(it)`) is
+        bound once to a name here, as TF1 evaluated the dict once however many runs used it;
+        names and constants are passed as they are."""
+        value = stmt.body[0].value
+        kept: List[cst.BaseStatement] = []
+        elements = []
+        for element in value.elements:
+            if isinstance(element, cst.DictElement) and not _plain_value(element.value):
+                temp = self._fresh(f"{name}_{element.key.value}")
+                kept.append(cst.SimpleStatementLine(
+                    [cst.Assign([cst.AssignTarget(cst.Name(temp))], element.value)],
+                    leading_lines=stmt.leading_lines if not kept else ()))
+                element = element.with_changes(value=cst.Name(temp))
+            elements.append(element)
+        self.feed_dicts[name] = value.with_changes(elements=elements)
+        return kept
 
     def _feeds(self, call: cst.Call) -> Dict[str, cst.BaseExpression]:
         feed = None
@@ -1461,6 +1548,8 @@ class ProgramConverter:
         none (False); Unmappable where it would keep some, or where that is not known."""
         cls = self.object_classes.get(obj, "")
         names = self.model_variables.get(cls)
+        if names is not None and obj in self.object_names and cls not in self.model_names:
+            names = [f"{self.object_names[obj]}/{name}" for name in names]  # named at the call site
         if names is not None:
             hits = {var_filter.test(f"{name}:0") for name in names}
             if len(hits) == 1:
@@ -1470,7 +1559,7 @@ class ProgramConverter:
             raise Unmappable(f"var_list of {op.name}: {var_filter.describe()} are only some of "
                              f"the variables of `{obj}`")
         # Unknown layer names: decide by the model's scope, which starts every variable name.
-        scope = self.model_names.get(cls)
+        scope = self._object_scope(obj)
         if scope is None:
             raise Unmappable(f"var_list of {op.name}: the TF1 variable names of `{obj}` are not known")
         head = scope + "/"
@@ -1623,6 +1712,19 @@ class _RunRewriter(cst.CSTTransformer):
         if self.conv._saver_call(original, "restore"):
             raise Unmappable("Saver.restore used as a value")
         return updated
+
+
+def _plain_value(node) -> bool:
+    """A name, attribute, subscript or constant: reading it twice gives the same value."""
+    if isinstance(node, (cst.Name, cst.Integer, cst.Float, cst.SimpleString)):
+        return True
+    if isinstance(node, cst.Attribute):
+        return _plain_value(node.value)
+    if isinstance(node, cst.UnaryOperation):
+        return _plain_value(node.expression)
+    if isinstance(node, cst.Subscript):
+        return _plain_value(node.value) and not _calls_in(node)
+    return False
 
 
 def _calls_in(node) -> List[cst.Call]:
