@@ -109,8 +109,10 @@ UNVERIFIABLE_OBJECT_NAMES = ("verify exits 3: the train steps take the program's
                              "by its class name only (`discriminator`), not by the object the "
                              "program passes")
 
-UNVERIFIABLE_MAIN_ARGV = ("verify exits 3: the old program's entry point is `main(_)` (run by "
-                          "tf.app.run with argv); verify calls main() without arguments")
+UNVERIFIABLE_MAIN_ARGV = ("verify exits 3: the new side imports the program once per variant "
+                          "(eager, tf.function) and absl refuses its flags the second time "
+                          "(DuplicateFlagError); the old side now runs `main(_)` with argv and "
+                          "flags parsed with their defaults")
 
 XFAIL = {
     ("verify", "gan_network_objects.py"): UNVERIFIABLE_OBJECT_NAMES,

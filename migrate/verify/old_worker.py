@@ -81,7 +81,7 @@ def run_model(tf, model, job, out_json, out_npz):
             STATE.block_sessions = True
             feed_probe.start()
             try:
-                fn(*model.get("old_entry_args", []))
+                fn(*(model.get("old_entry_args") or protocol.default_entry_args(fn)))
             except _GraphComplete:
                 pass
             except BaseException as exc:

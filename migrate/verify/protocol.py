@@ -74,11 +74,27 @@ def import_program(path, prefix, model_id):
     deferred = _deferred_program(path)
     if deferred is None:
         spec.loader.exec_module(module)
-        return module
-    definitions, program = deferred
-    exec(definitions, module.__dict__)
-    module.__dict__[MODULE_PROGRAM] = program
+    else:
+        definitions, program = deferred
+        exec(definitions, module.__dict__)
+        module.__dict__[MODULE_PROGRAM] = program
+    _parse_flags_with_defaults()
     return module
+
+
+def _parse_flags_with_defaults():
+    """A program using `tf.app.flags` / `absl.flags` reads `FLAGS.x` only after `app.run`
+    parsed the command line; verify runs its functions without `app.run`, so the flags it
+    defined are parsed here with their defaults (no command-line flags)."""
+    import sys
+    absl_flags = sys.modules.get("absl.flags")
+    if absl_flags is None:
+        return
+    try:
+        if not absl_flags.FLAGS.is_parsed():
+            absl_flags.FLAGS([sys.argv[0]])
+    except Exception:
+        pass  # flags it cannot parse: the program then reports what it lacks
 
 
 # A module-level Session program (statements after the definitions, or the body of `if __name__
@@ -128,6 +144,22 @@ def entry_function(module, entry_name=None):
         return run_module_program
     fn = getattr(module, entry_name or "main", None)
     return fn if callable(fn) else None
+
+
+def default_entry_args(fn):
+    """`main(_)` / `main(argv)`, run by `tf.app.run` / `absl.app.run` with the command line left
+    after flag parsing: given the program's name alone (flags: _parse_flags_with_defaults)."""
+    import inspect
+    import sys
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    required = [p for p in params if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(required) != 1:
+        return []
+    return [[sys.argv[0]]]
 
 
 def redirect_stdout_to_stderr():
