@@ -52,46 +52,54 @@ def bound_names_in_order(node) -> List[str]:
     return names
 
 
+class _Reads(cst.CSTVisitor):
+    """Calls `on_read(name)` for each variable name read: not attribute names, not
+    keyword-argument names."""
+
+    def __init__(self, on_read):
+        super().__init__()
+        self.on_read = on_read
+
+    def visit_Name(self, name):
+        self.on_read(name.value)
+
+    def visit_Attribute(self, attribute):
+        attribute.value.visit(self)
+        return False
+
+    def visit_Arg(self, arg):
+        arg.value.visit(self)
+        return False
+
+
 def names_read(node) -> Set[str]:
     """Variable names a node reads: not attribute names, not keyword-argument names."""
     names: Set[str] = set()
-
-    class Reads(cst.CSTVisitor):
-        def visit_Name(self, name):
-            names.add(name.value)
-
-        def visit_Attribute(self, attribute):
-            attribute.value.visit(self)
-            return False
-
-        def visit_Arg(self, arg):
-            arg.value.visit(self)
-            return False
-
-    node.visit(Reads())
+    node.visit(_Reads(names.add))
     return names
 
 
 def name_uses(node, names: Set[str]) -> int:
-    """How many times `node` reads one of `names` (as `names_read` sees reads: not attribute
-    names, not keyword-argument names)."""
-    count = [0]
+    """How many times `node` reads one of `names` (as `names_read` sees reads)."""
+    found: List[str] = []
+    node.visit(_Reads(lambda name: found.append(name) if name in names else None))
+    return len(found)
 
-    class Uses(cst.CSTVisitor):
-        def visit_Name(self, name):
-            if name.value in names:
-                count[0] += 1
 
-        def visit_Attribute(self, attribute):
-            attribute.value.visit(self)
-            return False
-
-        def visit_Arg(self, arg):
-            arg.value.visit(self)
-            return False
-
-    node.visit(Uses())
-    return count[0]
+def without_statements(module: cst.Module, drop) -> cst.Module:
+    """`module` without the top-level statements `drop(stmt)` is true for; the comment lines
+    above a dropped statement move to the next statement kept, so no comment is lost."""
+    body = []
+    carried: List[cst.EmptyLine] = []
+    for stmt in module.body:
+        if drop(stmt):
+            carried.extend(line for line in stmt.leading_lines if line.comment is not None)
+            continue
+        if carried:
+            stmt = stmt.with_changes(leading_lines=[*carried, *stmt.leading_lines])
+            carried = []
+        body.append(stmt)
+    return module.with_changes(body=body)
 
 
 def keyword_arg(name: str, value: cst.BaseExpression) -> cst.Arg:

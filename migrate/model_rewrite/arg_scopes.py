@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import libcst as cst
 
 from migrate import bn_mapping
-from migrate.cst_utils import bound_names, name_uses, names_read
+from migrate.cst_utils import bound_names, name_uses, names_read, without_statements
 from migrate.model_rewrite.analysis import dotted
 
 ARG_SCOPE = "tf_slim.arg_scope"
@@ -417,14 +417,5 @@ def drop_dead_arg_scope_functions(module: cst.Module, ctx, resolve, options=None
         # Another module that may import this one and mentions the function keeps it.
         if re.search(rf"\b{re.escape(stem)}\b", text):
             dead = {name for name in dead if not re.search(rf"\b{re.escape(name)}\b", text)}
-    body = []
-    carried: List[cst.EmptyLine] = []
-    for stmt in module.body:
-        if isinstance(stmt, cst.FunctionDef) and stmt.name.value in dead:
-            carried.extend(line for line in stmt.leading_lines if line.comment is not None)
-            continue
-        if carried:
-            stmt = stmt.with_changes(leading_lines=[*carried, *stmt.leading_lines])
-            carried = []
-        body.append(stmt)
-    return module.with_changes(body=body)
+    return without_statements(
+        module, lambda stmt: isinstance(stmt, cst.FunctionDef) and stmt.name.value in dead)

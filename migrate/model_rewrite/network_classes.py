@@ -31,9 +31,9 @@ from typing import Dict, List, Optional, Set
 
 import libcst as cst
 
-from migrate.model_rewrite.analysis import VARIABLE_SCOPES, _is_docstring, dotted
+from migrate.model_rewrite.analysis import _is_docstring, dotted
 from migrate.model_rewrite.layers import Unmappable, literal
-from migrate.model_rewrite.tf1_classes import _plain_params
+from migrate.model_rewrite.tf1_classes import _plain_params, init_statements
 
 _RENDER = cst.Module(body=[])
 # Methods that build the network when the program calls the object.
@@ -249,14 +249,7 @@ def _configuration(init: cst.FunctionDef, resolve, module_functions: Set[str]):
     """__init__'s statements when they only store configuration: (statements to keep, the
     attributes they set, the `self.name` value). TF calls (placeholders, variables, layers),
     calls of the module's functions and of methods of self make it graph code."""
-    stmts = list(init.body.body) if isinstance(init.body, cst.IndentedBlock) else []
-    if stmts and _is_docstring(stmts[0]):
-        stmts = stmts[1:]
-    if len(stmts) == 1 and isinstance(stmts[0], cst.With) and len(stmts[0].items) == 1:
-        item = stmts[0].items[0]
-        if isinstance(item.item, cst.Call) and resolve(item.item.func) in VARIABLE_SCOPES \
-                and item.asname is None:
-            stmts = list(stmts[0].body.body)  # a scope around assignments creates no variables
+    stmts = init_statements(init, resolve)
     kept: List[cst.BaseStatement] = []
     attrs: Set[str] = set()
     keras_name = None

@@ -252,11 +252,10 @@ def _plain_params(func: cst.FunctionDef) -> List[cst.Param]:
     return plain
 
 
-def _stored_attributes(init: cst.FunctionDef, params: List[cst.Param], resolve) -> Dict[str, str]:
-    """`self.a = <param or literal>` statements of __init__ (inside at most one
-    `with tf.variable_scope(...)`, which creates no variables) -> attribute -> source."""
-    names = {p.name.value for p in params[1:]}
-    stmts = [s for s in (init.body.body if isinstance(init.body, cst.IndentedBlock) else [])]
+def init_statements(init: cst.FunctionDef, resolve) -> List[cst.BaseStatement]:
+    """__init__'s statements after its docstring, seen through one `with tf.variable_scope(...)`
+    around all of them (a scope around assignments creates no variables)."""
+    stmts = list(init.body.body) if isinstance(init.body, cst.IndentedBlock) else []
     if stmts and _is_docstring(stmts[0]):
         stmts = stmts[1:]
     if len(stmts) == 1 and isinstance(stmts[0], cst.With) and len(stmts[0].items) == 1:
@@ -264,6 +263,14 @@ def _stored_attributes(init: cst.FunctionDef, params: List[cst.Param], resolve) 
         if isinstance(item.item, cst.Call) and resolve(item.item.func) in VARIABLE_SCOPES \
                 and item.asname is None:
             stmts = list(stmts[0].body.body)
+    return stmts
+
+
+def _stored_attributes(init: cst.FunctionDef, params: List[cst.Param], resolve) -> Dict[str, str]:
+    """`self.a = <param or literal>` statements of __init__ (inside at most one
+    `with tf.variable_scope(...)`, which creates no variables) -> attribute -> source."""
+    names = {p.name.value for p in params[1:]}
+    stmts = init_statements(init, resolve)
     attrs: Dict[str, str] = {}
     module = cst.Module(body=[])
     for stmt in stmts:

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from migrate.cst_utils import keyword_arg as _keyword_arg, name_uses
+from migrate.cst_utils import keyword_arg as _keyword_arg, name_uses, without_statements
 from migrate.findings import BOUNDED, BEHAVIOUR_CHANGE, EXACT, Finding
 from migrate.model_rewrite.arg_scopes import drop_dead_arg_scope_functions
 from migrate.model_rewrite.call_site_scopes import CallSiteScope, call_site_scope
@@ -1104,16 +1104,9 @@ def _drop_unused_slim_aliases(module: cst.Module, ctx) -> cst.Module:
                 names.append(local)
         return names
 
-    body = []
-    carried: List[cst.EmptyLine] = []
-    for stmt in module.body:
+    def unused_alias(stmt) -> bool:
         names = binds_only_slim(stmt)
         # The binding itself is one use of each name.
-        if names and all(used.get(n, 0) <= 1 for n in names):
-            carried.extend(line for line in stmt.leading_lines if line.comment is not None)
-            continue
-        if carried:
-            stmt = stmt.with_changes(leading_lines=[*carried, *stmt.leading_lines])
-            carried = []
-        body.append(stmt)
-    return module.with_changes(body=body)
+        return bool(names) and all(used.get(n, 0) <= 1 for n in names)
+
+    return without_statements(module, unused_alias)
