@@ -33,6 +33,7 @@ import libcst as cst
 
 from migrate.cst_utils import bound_names, bound_names_in_order, name_uses, names_read
 from migrate.model_rewrite.layers import Unmappable
+from migrate.training_rewrite.program import _calls_in
 
 ESTIMATOR_SPEC = "tensorflow.estimator.EstimatorSpec"
 # ModeKeys constants and the strings they stand for (`mode == 'train'` is common too).
@@ -306,7 +307,7 @@ def _inline_in_function(func: cst.FunctionDef, model_fns: Dict[str, ModelFn], re
 def _refuse_estimator_driver(func: cst.FunctionDef, model_fns, resolve) -> None:
     """A model_fn handed to `tf.estimator.Estimator` (or TPUEstimator) is run by the Estimator's
     own train/evaluate/predict loops, which TF 2.16+ no longer has: say so, by name."""
-    for call in _calls(func):
+    for call in _calls_in(func):
         callee = resolve(call.func) or ""
         if not callee.startswith("tensorflow.") or not callee.endswith("Estimator"):
             continue
@@ -317,17 +318,6 @@ def _refuse_estimator_driver(func: cst.FunctionDef, model_fns, resolve) -> None:
                     "whose train/evaluate/predict loops TF 2.16+ no longer has; the rewrite "
                     "migrates a model_fn called as `spec = model_fn(..., ModeKeys.X, ...)`: "
                     "write that loop (or a Keras fit) by hand")
-
-
-def _calls(node):
-    found = []
-
-    class Calls(cst.CSTVisitor):
-        def visit_Call(self, call):
-            found.append(call)
-
-    node.visit(Calls())
-    return found
 
 
 def _Substituted(substitutions):
