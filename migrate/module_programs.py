@@ -123,9 +123,12 @@ def find_module_program(tree: ast.Module, resolve: Callable[[ast.AST], Optional[
         program.refusal = (f"it binds `{clash[0]}` again, which module-level code before it "
                            "binds too")
         return program
+    # Hand-made weights (`G_W1 = tf.Variable(...)`, read by `def generator(z)` as a global) stay
+    # module-level statements of the converted program (training_rewrite/variable_models.py).
+    hand_made = _hand_made_variables(statements, resolve)
     for stmt in body:
         if isinstance(stmt, _DEFINITIONS):
-            read = sorted(_global_reads(stmt) & program.bound)
+            read = sorted((_global_reads(stmt) & program.bound) - hand_made)
             if read:
                 program.refusal = (f"`{read[0]}`, bound by the module-level program, is read by "
                                    f"`{stmt.name}` (line {stmt.lineno}) as a global: it would "
@@ -135,6 +138,31 @@ def find_module_program(tree: ast.Module, resolve: Callable[[ast.AST], Optional[
 
 
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _hand_made_variables(statements, resolve) -> Set[str]:
+    """Names the program binds once, at its top level, to `tf.Variable(...)`, a dict or list
+    literal of them, or a list literal of such names (a var_list such as `theta_D`)."""
+    def is_variable(node) -> bool:
+        return isinstance(node, ast.Call) and resolve(node.func) == "tensorflow.Variable"
+
+    stores: dict = {}
+    for node in _walk_all(statements):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            stores[node.id] = stores.get(node.id, 0) + 1
+    found: Set[str] = set()
+    for stmt in statements:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name) and stores[stmt.targets[0].id] == 1):
+            continue
+        value = stmt.value
+        values = (list(value.values) if isinstance(value, ast.Dict) else
+                  list(value.elts) if isinstance(value, (ast.List, ast.Tuple)) else [value])
+        if values and (all(is_variable(v) for v in values) or (
+                isinstance(value, ast.List) and all(isinstance(v, ast.Name) and v.id in found
+                                                    for v in values))):
+            found.add(stmt.targets[0].id)
+    return found
 
 
 def _first_line(stmt: ast.stmt) -> int:

@@ -78,14 +78,36 @@ def _migrate(raw, path, rules, options, result, module_name=None) -> None:
     def run(text):
         return _migrate_text(text, path, rules, options, module_name)
 
-    outcome = None
-    if options.rewrite and "Session" in text and any(r.code == "TFM400" for r in rules):
-        # A Session program at module level (or under `if __name__ == "__main__":`) is
-        # converted as if it were a function, or left marked (training_rewrite/module_program).
-        from migrate.training_rewrite.module_program import migrate_module_program
+    def run_program(text):
+        if options.rewrite and "Session" in text and any(r.code == "TFM400" for r in rules):
+            # A Session program at module level (or under `if __name__ == "__main__":`) is
+            # converted as if it were a function, or left marked (training_rewrite/module_program).
+            from migrate.training_rewrite.module_program import migrate_module_program
 
-        outcome = migrate_module_program(text, path, run, _resolver_for)
-    new_text, findings = outcome if outcome is not None else run(text)
+            outcome = migrate_module_program(text, path, run, _resolver_for)
+            if outcome is not None:
+                return outcome
+        return run(text)
+
+    outcome = None
+    if options.rewrite and "Session" in text and \
+            {"TFM300", "TFM400"} <= {r.code for r in rules}:
+        # A class that is the whole program (placeholders in __init__, Session methods) is
+        # taken apart into a network and a Session program, converted, and put back together
+        # (training_rewrite/class_program).
+        from migrate.training_rewrite.class_program import migrate_class_programs
+
+        outcome = migrate_class_programs(text, path, run_program,
+                                         getattr(options, "tree_index", None), module_name)
+    new_text, findings = outcome if outcome is not None else run_program(text)
+    index = getattr(options, "tree_index", None)
+    promised = getattr(index, "renamed", {}).get(module_name) if options.rewrite and module_name else None
+    if promised:
+        # Plain helpers with TF1 spellings that converted code of another module calls
+        # (tree_index.renamed): renamed the TF 2 way here (tf1_renames.rename_functions).
+        from migrate.model_rewrite.tf1_renames import rename_functions
+
+        new_text = rename_functions(new_text if new_text is not None else text, promised)
     if new_text is not None and new_text != text:
         if text.endswith("\r") and not text.endswith("\r\n") and not new_text.endswith("\r"):
             # libcst drops a final lone CR (old Mac line ending): put the byte back.

@@ -56,6 +56,15 @@ class TreeIndex:
     # module -> its top-level functions that create nothing (pix2pix's `lrelu`): a converted
     # class may call them through `from module import *`.
     plain: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+    # module -> those of its `plain` functions that use TF1-only API without an exact TF 2
+    # spelling (tf.Print, tf.image.resize_images), with why: converted code may not call them.
+    tf1_plain: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    # module -> its `plain` functions whose TF1 spellings all have exact TF 2 names (`tf.log`,
+    # `keep_dims=`) -> the functions renamed with it (itself and the module functions it calls).
+    renamable: Dict[str, Dict[str, Tuple[str, ...]]] = field(default_factory=dict)
+    # module -> the functions its own run renames (tf1_renames): code of another module that a
+    # rewrite converts calls them (`_promised_renames`, from that module's own decision).
+    renamed: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
 
     def module_of(self, path: str) -> Optional[str]:
         return self.modules.get(os.path.realpath(path))
@@ -113,6 +122,8 @@ def build_index(targets, options) -> TreeIndex:
         index.exports[name] = _literal_all(modules[name].tree)
         index.classes[name] = _plain_classes(modules[name].tree)
         index.plain[name] = _plain_functions(modules[name].tree)
+        index.tf1_plain[name], index.renamable[name] = _tf1_plain_functions(modules[name],
+                                                                            index.plain[name])
     for _ in range(2 * len(modules) + 2):
         helpers = {}
         for name in providers:
@@ -129,6 +140,13 @@ def build_index(targets, options) -> TreeIndex:
         if not grew:
             break
     index.blocked = {m: b for m, b in index.blocked.items() if b}
+    # Plain helpers with TF1 spellings (`tf.log`) that converted code of another module calls:
+    # their own module's run renames them (pipeline), the rest stay byte for byte.
+    renamed: Dict[str, set] = {}
+    for name in sorted(modules):
+        for source, function in sorted(modules[name].promised_renames(index, options)):
+            renamed.setdefault(source, set()).update(index.renamable[source][function])
+    index.renamed = {m: tuple(sorted(f)) for m, f in renamed.items()}
     return index
 
 
@@ -181,6 +199,8 @@ class _ParsedModule:
         ctx.module_name = self.name
         # options.tree_index is set once the index is built: meanwhile the context carries it.
         ctx.plain_imports = plain_functions_for(index, self.name, self.tree)
+        ctx.tf1_plain_imports = tf1_plain_for(index, self.name, self.tree)
+        ctx.renamable_imports = renamable_for(index, self.name, self.tree)
         return ctx
 
     def helpers(self, index, options) -> Dict[str, ExternalHelper]:
@@ -241,6 +261,21 @@ class _ParsedModule:
             self._users_cache[key] = found
         return self._users_cache[key]
 
+    def promised_renames(self, index, options) -> set:
+        """(module, function) of the renamable plain functions of other modules (`renamable`)
+        that the code this module's run converts calls (its own decision, all or nothing)."""
+        from migrate.rules.model_classes import converted_external_calls
+
+        spellings = renamable_for(index, self.name, self.tree)
+        if not spellings or not any(s.rsplit(".", 1)[-1] in self.text for s in spellings):
+            return set()
+        try:
+            return converted_external_calls(self.text, self._context(index), options,
+                                            externals_for(index, self.name, self.tree),
+                                            index.blocked.get(self.name, {}))
+        except Exception:  # the file's own run reports it; without a promise its callers refuse
+            return set()
+
     def _stars_unknown_exports(self, index) -> List[str]:
         import ast
 
@@ -279,6 +314,97 @@ def _plain_functions(tree) -> Tuple[str, ...]:
                 plain.discard(name)
                 changed = True
     return tuple(sorted(plain))
+
+
+def _tf1_plain_functions(module: "_ParsedModule", plain: Tuple[str, ...]
+                         ) -> Tuple[Dict[str, str], Dict[str, Tuple[str, ...]]]:
+    """Plain functions of `module` whose code (or that of the module functions they call) uses
+    TF1-only API: (those without an exact TF 2 spelling -> the reason, those renamed the TF 2
+    way -> the functions renamed with them); tf1_renames.renamed_helpers decides, as for a
+    helper of the converted code's own file."""
+    import ast
+
+    import libcst as cst
+
+    from migrate.model_rewrite.layers import Unmappable
+    from migrate.model_rewrite.tf1_renames import has_candidates, renamed_helpers, tf1_only_name
+    from migrate.model_rewrite.analysis import dotted
+    from migrate.names import ImportResolver
+
+    if not plain or "tf" not in module.text:
+        return {}, {}
+    resolver = ImportResolver(module.tree)
+
+    def resolve(node):
+        name = dotted(node)
+        return resolver.resolve_dotted(name) if name else None
+
+    def check(code):
+        name = tf1_only_name(code, resolver.resolve_dotted)
+        if name is not None:
+            raise Unmappable(f"{name.replace('tensorflow.', 'tf.')} has no TF2 mapping yet")
+
+    # On `ast` first: most plain functions (lrelu) are TF 2 code already, and a libcst parse of
+    # the module costs ~20x more.
+    sources = [ast.unparse(n) for n in module.tree.body
+               if isinstance(n, ast.FunctionDef) and n.name in plain]
+    if not any(has_candidates(source, resolve) or tf1_only_name(source, resolver.resolve_dotted)
+               for source in sources):
+        return {}, {}
+    try:
+        parsed = cst.parse_module(module.text)
+    except Exception:  # the file's own run reports it
+        return {}, {}
+    functions = {s.name.value: s for s in parsed.body if isinstance(s, cst.FunctionDef)}
+    refused, renamable = {}, {}
+    for name in plain:
+        try:
+            renames = renamed_helpers(f"{name}()", functions, resolve, check)
+        except Unmappable as exc:
+            refused[name] = str(exc)
+            continue
+        if renames:
+            renamable[name] = tuple(sorted(renames))
+    return refused, renamable
+
+
+def external_functions(ctx, options):
+    """The plain functions of other files of the tree that `ctx`'s module imports and that use
+    TF1-only API (tf1_renames.ExternalFunctions), for the converters. While the index is built
+    the context carries them (`_context`) and nothing is promised yet."""
+    from migrate.model_rewrite.tf1_renames import ExternalFunctions
+
+    index = getattr(options, "tree_index", None)
+    importer = getattr(ctx, "module_name", None)
+    if index is None:
+        return ExternalFunctions(dict(getattr(ctx, "tf1_plain_imports", {})),
+                                 dict(getattr(ctx, "renamable_imports", {})), None)
+    return ExternalFunctions(tf1_plain_for(index, importer, ctx.tree),
+                             renamable_for(index, importer, ctx.tree),
+                             {(m, f) for m, functions in index.renamed.items() for f in functions})
+
+
+def renamable_for(index: Optional["TreeIndex"], importer: Optional[str], module_ast
+                  ) -> Dict[str, Tuple[str, str]]:
+    """Local spelling -> (module, function) for the `renamable` functions of indexed modules
+    `module_ast` imports: converted code may call one if that module's run renames it."""
+    if index is None or not getattr(index, "renamable", None) or importer is None:
+        return {}
+    table = {module: tuple(functions) for module, functions in index.renamable.items() if functions}
+    return {spelling: (module, name) for spelling, _, module, name
+            in _imported_names(index, importer, module_ast, table, when_computed=False)}
+
+
+def tf1_plain_for(index: Optional["TreeIndex"], importer: Optional[str], module_ast) -> Dict[str, str]:
+    """Local spelling -> reason for the `tf1_plain` functions of indexed modules `module_ast`
+    imports (`center`, `ops.center`): converted code calling one is refused."""
+    if index is None or not getattr(index, "tf1_plain", None) or importer is None:
+        return {}
+    table = {module: tuple(functions) for module, functions in index.tf1_plain.items() if functions}
+    return {spelling: index.tf1_plain[module][name].replace(
+                f"it calls `{name}`", f"it calls `{spelling}` of module `{module}`", 1)
+            for spelling, _, module, name
+            in _imported_names(index, importer, module_ast, table, when_computed=False)}
 
 
 def plain_functions_for(index: Optional["TreeIndex"], importer: Optional[str], module_ast) -> set:

@@ -72,6 +72,10 @@ BUILD = {
     "train_loop": [("Net", {}, [[4]])],
     "cond_batch_norm": [("Model", {}, [[6]])],
     "scope_defaults": [("Build", {}, [[5], [5]])],
+    "tf1_renames": [("Classifier", {}, [[4]])],
+    "tf1_renames_helpers": [("Discriminator", {}, [[4]])],
+    # Projections created in build() from the input's shape, both ways (3 -> 8 channels; 3 -> 3).
+    "shape_conditions": [("Model", {}, [[8, 8, 3]]), ("Block", {"filters": 3}, [[8, 8, 3]])],
 }
 # Migrated training code to run end to end (module-level names of the migrated file).
 RUN = {
@@ -104,6 +108,12 @@ RUN = {
         " assert np.allclose(applied, [0.1, 0.1, 0.05]), applied"],
     # A module-level program: importing the module trains (3 steps).
     "module_level_program": ["assert float(value) > 0 and classifier.built"],
+    # TF1 spellings renamed inside the converted model and train step (tf.math.log, keepdims=,
+    # tf.cast, labels under tf.stop_gradient) run on TF 2 and train.
+    "tf1_renames": ["assert np.isfinite(float(main()))"],
+    # Plain helpers the converted model and train step call, renamed too (tf.math.log,
+    # keepdims=, tf.cast, tf.math.rsqrt): they run on TF 2.
+    "tf1_renames_helpers": ["assert np.isfinite(float(main()))"],
 }
 
 BUILD_SCRIPT = r"""

@@ -696,7 +696,8 @@ class FunctionConverter:
         """A configuration local now set in __init__ and no longer read in call() goes."""
         hoisted = {id(s) for s in self.hoisted_statements}
         # `shape = input_.get_shape().as_list()` that only get_variable shapes read: build() has it.
-        hoisted |= {id(s) for s in call_body if self.variables and isinstance(
+        shape_locals_built = self.variables or self.shape_statements_built
+        hoisted |= {id(s) for s in call_body if shape_locals_built and isinstance(
             s, cst.SimpleStatementLine) and len(s.body) == 1 and isinstance(s.body[0], cst.Assign)
             and _assign_targets(s) and set(_assign_targets(s)) <= self.shape_locals
             and _only_shape_calls(s.body[0].value)}
@@ -805,7 +806,8 @@ class FunctionConverter:
                 and self.info.tensor_params and self.loop is None
                 and self.condition_target is None):
             return
-        text = _shape_test(stmt.body[0].value, self.info.tensor_params, self.tensor_names)
+        text = _shape_test(stmt.body[0].value, self.info.tensor_params, self.tensor_names,
+                           _input_holders(self.info.node, stmt, self.info.tensor_params))
         targets = _assign_targets(stmt)
         if text is None or not targets or not _mentions(stmt.body[0].value, self.tensor_names):
             return
@@ -1143,9 +1145,16 @@ class FunctionConverter:
                 new_if = new_if.with_changes(orelse=self._transform(stmt.orelse))
             return [new_if]
         # Created only under a shape condition: decide in build(input_shape), from the shape.
-        shape_test = _shape_test(stmt.test, self.info.tensor_params, self.tensor_names)
+        shape_test = _shape_test(stmt.test, self.info.tensor_params,
+                                 self.tensor_names - self.shape_locals,
+                                 _input_holders(self.info.node, stmt, self.info.tensor_params))
         if shape_test is None or self.loop is not None:
             raise Unmappable("layers built under a condition on tensor values")
+        # `in_filters = x.get_shape()[-1]` read by the test: build() computes it first.
+        if names_read(cst.parse_expression(shape_test)) & self.shape_locals and \
+                not self.shape_statements_built:
+            self.build.extend(("stmt", text) for _, text in self.shape_statements)
+            self.shape_statements_built = True
         body, items, attrs = self._conditional_block(stmt.body.body)
         if len(attrs) != 1:
             raise Unmappable("a shape condition that builds several layers")
@@ -1324,6 +1333,13 @@ class _CallRewriter(cst.CSTTransformer):
         if _contains_layers(node, self.conv):
             raise Unmappable("layers built inside a lambda that is not a tf.cond on the training flag")
         return True
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute):
+        # TF1 `x.shape[-1].value` / `x.get_shape()[-1].value`: a TF1 Dimension's int. TF 2's
+        # TensorShape items are already ints (or None), and have no `.value`.
+        if updated.attr.value == "value" and _is_shape_item(updated.value):
+            return updated.value
+        return updated
 
     def visit_Call(self, node: cst.Call):
         merged = _training_cond(node, self.conv)
@@ -1638,18 +1654,93 @@ def _only_shape_calls(expr) -> bool:
                for c in calls)
 
 
-def _shape_test(test, tensor_params, tensor_names) -> Optional[str]:
-    """The condition with `x.shape` spelled `x_shape`, when it reads tensors only through shapes."""
+def _shape_test(test, tensor_params, tensor_names, holders=None) -> Optional[str]:
+    """The condition with `x.shape` spelled `x_shape`, when it reads tensors only through shapes.
+
+    `holders` are the names still holding the input tensor there (default: the input parameter
+    `x`; also `shortcut = x` bound before `x` is rebound); their shape is the input's. TF1's
+    `Dimension.value` (`x.shape[-1].value`) is dropped: build() reads a TF 2 TensorShape, whose
+    items are already ints or None."""
     if not tensor_params:
         return None
     first = tensor_params[0]
+    holders = {first} if holders is None else set(holders)
     text = _RENDER.code_for_node(test)
-    replaced = re.sub(rf"\b{re.escape(first)}\.shape\b", f"{first}_shape", text)
-    replaced = re.sub(rf"\b{re.escape(first)}\.get_shape\(\)", f"{first}_shape", replaced)
+    replaced = text
+    for name in sorted(holders):
+        replaced = re.sub(rf"\b{re.escape(name)}\.shape\b", f"{first}_shape", replaced)
+        replaced = re.sub(rf"\b{re.escape(name)}\.get_shape\(\)", f"{first}_shape", replaced)
+    replaced = re.sub(rf"\b({re.escape(first)}_shape\[[^\[\]]*\])\.value\b", r"\1", replaced)
     leftover = cst.parse_expression(replaced)
-    if _mentions(leftover, set(tensor_names) | set(tensor_params)):
+    if _mentions(leftover, set(tensor_names) | set(tensor_params) | holders):
         return None
     return replaced
+
+
+def _is_shape_item(node) -> bool:
+    """`<t>.shape[i]` or `<t>.get_shape()[i]` (one static dimension of a tensor)."""
+    if not isinstance(node, cst.Subscript):
+        return False
+    base = node.value
+    if isinstance(base, cst.Call) and not base.args:
+        base = base.func
+        return isinstance(base, cst.Attribute) and base.attr.value == "get_shape"
+    return isinstance(base, cst.Attribute) and base.attr.value == "shape"
+
+
+def _bindings_before(func, stmt) -> List[Tuple[str, Optional[cst.BaseExpression]]]:
+    """(name, assigned value or None) for each binding in `func` that comes before `stmt` in
+    source order: what a shape condition at `stmt` may rely on."""
+    found: List[Tuple[str, Optional[cst.BaseExpression]]] = []
+
+    class Before(cst.CSTVisitor):
+        done = False
+
+        def on_visit(self, node) -> bool:
+            if node is stmt:
+                self.done = True
+            return not self.done and super().on_visit(node)
+
+        def visit_Assign(self, node):
+            value = node.value if len(node.targets) == 1 else None
+            for target in node.targets:
+                found.extend((n, value) for n in _target_names(target.target))
+
+        def visit_AugAssign(self, node):
+            found.extend((n, None) for n in _target_names(node.target))
+
+        def visit_AnnAssign(self, node):
+            found.extend((n, None) for n in _target_names(node.target))
+
+        def visit_For(self, node):
+            found.extend((n, None) for n in _target_names(node.target))
+
+        def visit_WithItem(self, node):
+            if node.asname is not None:
+                found.extend((n, None) for n in _target_names(node.asname.name))
+
+    func.body.visit(Before())
+    return found
+
+
+def _input_holders(func, stmt, tensor_params) -> Set[str]:
+    """Names holding the unchanged input tensor at `stmt`: the input parameter until it is
+    rebound (`x = conv(x)`: its shape is no longer the input's), and names bound once to it
+    before that (`shortcut = x`). A condition reading their shapes can be decided in build()."""
+    if not tensor_params:
+        return set()
+    first = tensor_params[0]
+    bindings = _bindings_before(func, stmt)
+    counts: Dict[str, int] = {}
+    for name, _ in bindings:
+        counts[name] = counts.get(name, 0) + 1
+    holders = {first}
+    for name, value in bindings:
+        if name == first:
+            holders.discard(first)
+        elif counts[name] == 1 and isinstance(value, cst.Name) and value.value in holders:
+            holders.add(name)
+    return holders
 
 
 def _suffix_name(name_expr, suffix: str):

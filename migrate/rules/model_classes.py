@@ -15,6 +15,7 @@ from migrate.model_rewrite.convert import ConvertedFunction, FunctionConverter, 
 from migrate.bn_mapping import NOT_LITERAL
 from migrate.model_rewrite.layers import LAYER_APIS, LAYER_CLASS_APIS, Unmappable, literal
 from migrate.model_rewrite.tf2_api import exists_in_tf2
+from migrate.model_rewrite.tf1_renames import rename_in_source, renamed_helpers
 from migrate.rules.model_classes_findings import ModelClassesFindings
 
 MARKER = "# tf-migrate: TFM301"
@@ -119,6 +120,8 @@ class ModelClasses(ModelClassesFindings):
         if not converted and not failed and not self.classes and not self.classes_failed:
             return module, []
         self._settle(module, ctx, positions, functions, converted, failed, externals)
+        if _unpromised_renames(converted, failed, ctx, self.options):
+            self._settle(module, ctx, positions, functions, converted, failed, externals)
         return self._apply(module, ctx, positions, functions, converted, failed, externals)
 
     def _settle(self, module, ctx, positions, functions, converted, failed, externals) -> None:
@@ -284,9 +287,13 @@ class ModelClasses(ModelClassesFindings):
         for name in self.networks:
             tf1_objects.pop(name, None)  # converted with the model functions (its own name)
         # TF1 classes imported from the tree; its functions that create nothing
-        from migrate.tree_index import class_refs_for, plain_functions_for
+        from migrate.tree_index import class_refs_for, external_functions, plain_functions_for
 
         index = getattr(self.options, "tree_index", None)
+        # Plain functions of other files using TF1-only API: refused, or renamed in their file
+        # (the calls are recorded here; `rewrite` checks the tree index promised each rename).
+        tf1_plain = external_functions(ctx, self.options)
+        tf1_plain.promised = None
         for local, (source, cls) in class_refs_for(index, getattr(ctx, "module_name", None),
                                                    ctx.tree).items():
             if "." not in local:
@@ -329,8 +336,14 @@ class ModelClasses(ModelClassesFindings):
                 if net is not None:
                     result.class_source = network_classes.class_source(
                         net, result.class_source, indent, info.training_param)
-                _validate(result.class_source, ctx,
-                          skip={n for n, i in functions.items() if i.is_model})
+                # TF1 spellings with an exact TF2 name (tf.log, keep_dims=) are renamed in
+                # the class; the others still refuse below.
+                result.class_source = rename_in_source(result.class_source, resolve)
+                result.external_renames = set()
+                result.renamed_helpers = _validate(
+                    result.class_source, ctx, module, resolve,
+                    skip={n for n, i in functions.items() if i.is_model}, externals=tf1_plain,
+                    external_calls=result.external_renames)
                 kind = _rewrite_class(result)
                 if getattr(self.options, "safe_only", False) and kind != EXACT:
                     raise Unmappable(f"a {kind} rewrite, skipped by --safe-only")
@@ -365,6 +378,11 @@ class ModelClasses(ModelClassesFindings):
         gone_lines = {objects[n].statement_line for n in gone
                       if objects[n].class_name in classes}
         carry_into: Dict[int, List[cst.EmptyLine]] = {}  # new_body index -> comments it takes
+        # Plain helpers the converted classes call, their TF1 spellings renamed (tf.log ->
+        # tf.math.log): with the classes that need them only (_validate).
+        renamed: Dict[str, cst.FunctionDef] = {}
+        for result in converted.values():
+            renamed.update(getattr(result, "renamed_helpers", {}))
         for stmt in module.body:
             if gone_lines and positions[stmt].start.line in gone_lines:
                 # `g_bn0 = batch_norm(name='g_bn0')`: now made in its model's __init__; its
@@ -403,6 +421,8 @@ class ModelClasses(ModelClassesFindings):
                 new_body.append(_mark_unconverted(stmt, failed[name]))
                 findings.append(Finding(ctx.path, positions[stmt].start.line, 1, "TFM301",
                                         f"`{name}` left unchanged: {failed[name]}"))
+            elif name in renamed:
+                new_body.append(renamed[name])  # a plain helper the converted classes call
             else:
                 new_body.append(_function_attribute_on_class(stmt, converted))
         for index, comments in carry_into.items():
@@ -510,6 +530,28 @@ def _blocked(ctx, options) -> Dict[str, str]:
     return dict(index.blocked.get(module_name, {})) if index is not None and module_name else {}
 
 
+def _unpromised_renames(converted, failed, ctx, options) -> bool:
+    """Roll back the classes calling a renamable plain function of another file (`center` on
+    keep_dims=) that the tree index has not promised to rename: it saw no converted code call
+    it, so this module's decision differs from the one the index made (and the function's
+    module keeps its TF1 spellings). Whether one rolled back."""
+    from migrate.tree_index import external_functions
+
+    promised = external_functions(ctx, options).promised
+    if promised is None:
+        return False  # the tree index is being built: it records the calls (`_promised_renames`)
+    rolled = False
+    for name in sorted(converted):
+        missing = sorted(getattr(converted[name], "external_renames", set()) - promised)
+        if missing:
+            module, function = missing[0]
+            failed[name] = (f"it calls `{function}` of module `{module}`, whose TF1 spellings that "
+                            "module renames only for code the tree index saw converted")
+            del converted[name]
+            rolled = True
+    return rolled
+
+
 def _apply_blocks(converted, failed, blocked) -> None:
     for name, reason in sorted(blocked.items()):
         if name in converted:
@@ -534,6 +576,38 @@ def _decide(text: str, ctx, options, externals, blocked):
         positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
         rule._settle(module, ctx, positions, functions, converted, failed, externals)
     return module, functions, converted, failed
+
+
+def converted_external_calls(text: str, ctx, options, externals, blocked=None) -> Set[Tuple[str, str]]:
+    """(module, function) of the plain functions of other files of the tree, renamable the TF 2
+    way (tree_index.renamable), that the code this module's run converts calls: its model
+    classes, and the Session programs the training-loop rewrite then converts (trial-run on the
+    module as this rule leaves it). The tree index has their modules rename them."""
+    from migrate.rules import ALL_RULES
+    from migrate.rules.train_steps import _trial_programs
+
+    module = cst.parse_module(text)
+    ctx.active_codes = {r.code for r in ALL_RULES if r.applies_to_text(text)}
+    calls: Set[Tuple[str, str]] = set()
+    applied = module
+    if externals or _rewrites(text, ctx, options):  # as staying_external_users
+        resolve = _resolver(ctx)
+        rule = ModelClasses(options)
+        functions, converted, failed = rule.convert_all(module, ctx, resolve, externals)
+        _apply_blocks(converted, failed, blocked or {})
+        rule.classes, rule.classes_failed = rule.convert_classes(module, ctx, resolve, blocked)
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        if converted:
+            rule._settle(module, ctx, positions, functions, converted, failed, externals)
+        for result in converted.values():
+            calls |= getattr(result, "external_renames", set())
+        applied, _ = rule._apply(module, ctx, positions, functions, converted, dict(failed), externals)
+    if "TFM400" in ctx.active_codes:
+        ctx.program_external_calls = {}
+        for name, reason in _trial_programs(applied, ctx, options).items():
+            if reason is None:
+                calls |= ctx.program_external_calls.get(name, set())
+    return calls
 
 
 def staying_external_users(text: str, ctx, options, externals, blocked=None) -> Dict[str, str]:
@@ -836,23 +910,23 @@ def _tensorflow_alias(ctx) -> str:
     return "tf"
 
 
-def _validate(source: str, ctx, seen=None, skip=frozenset()) -> None:
+def _validate(source: str, ctx, module: cst.Module, resolve, skip=frozenset(), externals=None,
+              external_calls=None) -> Dict[str, cst.FunctionDef]:
     """Every TF name the class uses must exist in TF 2 (no tf.layers, no contrib, no slim), also
     inside the module's own helper functions it calls (`conv2d` built on tf.get_variable would
-    create new variables on every call in TF2)."""
+    create new variables on every call in TF2). A helper's TF1 spellings with an exact TF 2 name
+    (DCGAN's `binary_cross_entropy` on tf.log) do not refuse: the helpers to rename with the
+    class are returned (tf1_renames.renamed_helpers), applied by `_apply` only if it converts."""
+    helpers = {s.name.value: s for s in module.body
+               if isinstance(s, cst.FunctionDef) and s.name.value not in skip}
+    renamed = renamed_helpers(source, helpers, resolve, lambda code: _validate_names(code, ctx),
+                              externals=externals, external_calls=external_calls)
+    _validate_names(source, ctx)
+    return renamed
+
+
+def _validate_names(source: str, ctx) -> None:
     tree = ast.parse(source)
-    seen = set() if seen is None else seen
-    bound_here = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    helpers = {n.name: n for n in ctx.tree.body if isinstance(n, ast.FunctionDef)
-               and n.name not in skip and n.name not in bound_here}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
-                node.func.id in helpers and node.func.id not in seen:
-            seen.add(node.func.id)
-            try:
-                _validate(ast.unparse(helpers[node.func.id]), ctx, seen, skip)
-            except Unmappable as exc:
-                raise Unmappable(f"it calls `{node.func.id}`, which uses TF1-only API: {exc}") from None
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute):
             name = ctx.resolver.resolve(node)

@@ -12,6 +12,7 @@ from migrate.rules.model_classes import (_drop_unused_slim_aliases, _resolver, _
                                          suppressed_functions)
 from migrate.training_rewrite.optimizers import TF1_RMSPROP_CLASS
 from migrate.training_rewrite.program import SESSIONS, ProgramConverter
+from migrate.tree_index import external_functions
 
 MARKER = "# tf-migrate: TFM401"
 # Findings a converted training program resolves inside the converted function.
@@ -56,6 +57,12 @@ class TrainSteps(TrainStepsFindings):
     with its model functions: the steps (and definitions between its statements) go before it,
     its loop stays where it was. One that cannot (a function reading one of its names as a
     global, ...) is left as it was, `# tf-migrate: TFM401 <reason>` above its first statement.
+    A program fed by a tf.data iterator (`images, labels = iterator.get_next()`) keeps its dataset
+    code: the iterator becomes `iter(dataset)` (an initializable one is made, its dataset built
+    again, at each initializer run), each run that read the element gets
+    `images, labels = next(iterator)` before it, and `except tf.errors.OutOfRangeError` becomes
+    `except StopIteration` (training_rewrite/datasets.py); queue runners and feedable iterators
+    are left as they were.
 
     ## Why
     TF 2.16+ runs eagerly: placeholders fail, `get_collection(UPDATE_OPS)` returns `[]`, and
@@ -105,6 +112,10 @@ class TrainSteps(TrainStepsFindings):
                            if isinstance(n, ast.FunctionDef)}
         suppressed = suppressed_functions(ctx, self.code)
         held_models = _held_model_functions(ctx)
+        # Plain helpers the converted programs call, their TF1 spellings renamed (tf.log ->
+        # tf.math.log): with the programs that need them only (ProgramConverter._validate).
+        renamed: Dict[str, cst.FunctionDef] = {}
+        plain: Optional[Dict[str, cst.FunctionDef]] = None
         for stmt in module.body:
             if not (isinstance(stmt, cst.FunctionDef) and _opens_session(stmt, resolve)) or \
                     stmt.name.value in suppressed:
@@ -119,6 +130,11 @@ class TrainSteps(TrainStepsFindings):
                 converter.preserve_bugs = bool(getattr(self.options, "preserve_bugs", False))
                 converter.model_variables = dict(getattr(ctx, "model_variables", {}))
                 converter.variable_properties = _variable_properties(module, model_classes)
+                if plain is None:
+                    plain = _plain_functions(module, resolve)
+                    externals = external_functions(ctx, self.options)
+                converter.module_functions = plain
+                converter.external_functions = externals
                 plan = converter.convert()
                 if not any(f.code == "TFM206" for f in getattr(ctx, "findings", [])):
                     # Forgotten UPDATE_OPS only matter where there is a batch norm to update
@@ -143,6 +159,7 @@ class TrainSteps(TrainStepsFindings):
                 findings.append(Finding(ctx.path, start, 1, "TFM401", f"`{name}` left unchanged: {reason}"))
                 continue
             needs_rmsprop |= plan.needs_tf1_rmsprop
+            renamed.update(plan.renamed_helpers)
             needs_os |= plan.needs_os
             for source in plan.helpers:
                 helper = cst.parse_statement(source, config=module.config_for_parsing)
@@ -163,6 +180,10 @@ class TrainSteps(TrainStepsFindings):
                         kind = EXACT  # the model rewrite kept the never-updated statistics
                     findings.append(Finding(finding.path, finding.line, finding.col, finding.code,
                                             finding.message, fixed=True, rewrite_class=kind))
+        if renamed:
+            new_body = [renamed.get(stmt.name.value, stmt) if isinstance(stmt, cst.FunctionDef)
+                        and stmt.name.value in renamed and not _opens_session(stmt, resolve)
+                        else stmt for stmt in new_body]
         if needs_rmsprop and "TF1RMSprop" not in taken:
             index = _first_definition_index(new_body)
             cls = cst.parse_statement(TF1_RMSPROP_CLASS, config=module.config_for_parsing)
@@ -196,6 +217,7 @@ def _trial_programs(module: cst.Module, ctx, options) -> Dict[str, Optional[str]
     outcome: Dict[str, Optional[str]] = {}
     held = suppressed_functions(ctx, "TFM400")  # `rewrite` leaves these as they are
     held_models = _held_model_functions(ctx)
+    plain: Optional[Dict[str, cst.FunctionDef]] = None
     for stmt in module.body:
         if isinstance(stmt, cst.FunctionDef) and stmt.name.value in held:
             outcome[stmt.name.value] = "a suppression comment keeps it as it is"
@@ -206,6 +228,11 @@ def _trial_programs(module: cst.Module, ctx, options) -> Dict[str, Optional[str]
             # The TF1 variable names of the models the model rewrite made (var_list filters).
             converter.model_variables = dict(getattr(ctx, "model_variables", {}))
             converter.variable_properties = _variable_properties(module, model_classes)
+            if plain is None:
+                plain = _plain_functions(module, resolve)
+                externals = external_functions(ctx, options)
+            converter.module_functions = plain
+            converter.external_functions = externals
             try:
                 _refuse_held_models(stmt, held_models)
                 converter.convert()
@@ -213,7 +240,17 @@ def _trial_programs(module: cst.Module, ctx, options) -> Dict[str, Optional[str]
                 outcome[stmt.name.value] = str(exc)
                 continue
             outcome[stmt.name.value] = None
+            # what the tree index promises other modules to rename (tree_index._promised_renames)
+            ctx.__dict__.setdefault("program_external_calls", {})[stmt.name.value] = \
+                set(converter.external_renames)
     return outcome
+
+
+def _plain_functions(module: cst.Module, resolve) -> Dict[str, cst.FunctionDef]:
+    """The module's top-level functions a program may call as plain functions: all but the
+    Session programs (the model functions are classes by now, or refuse the program)."""
+    return {stmt.name.value: stmt for stmt in module.body
+            if isinstance(stmt, cst.FunctionDef) and not _opens_session(stmt, resolve)}
 
 
 def _held_model_functions(ctx) -> Set[str]:

@@ -199,6 +199,12 @@ def _unwrap(module: cst.Module, name: str, if_main: Optional[cst.If],
             combined = [cst.EmptyLine()] * max(comments, len(own)) + leading[comments:]
         else:
             combined = [*leading, *own]
+        if index > 0 and isinstance(module.body[index - 1], (cst.FunctionDef, cst.ClassDef)):
+            # Two blank lines after the train steps defined above it (PEP 8), also where the
+            # statements that carried them (placeholders) went.
+            blanks = next((i for i, line in enumerate(combined) if line.comment is not None),
+                          len(combined))
+            combined = [cst.EmptyLine()] * max(0, 2 - blanks) + combined
         restored = [first.with_changes(leading_lines=combined), *statements[1:]]
         if function.body.footer and index == len(module.body) - 1:
             # Comments after the program's last statement: the module's again.

@@ -31,7 +31,14 @@ from migrate.model_rewrite.call_site_scopes import CallSiteScope, call_site_scop
 from migrate.tf1_calls import TF1CallFixer
 from migrate.model_rewrite.layers import Unmappable, literal, render
 from migrate.model_rewrite.tf2_api import exists_in_tf2
+from migrate.model_rewrite.tf1_renames import rename_in_source, rename_in_statements, renamed_helpers
 from migrate.training_rewrite.summaries import PythonValue, Summaries
+from migrate.training_rewrite.datasets import DatasetInputs, input_pipeline_block
+from migrate.training_rewrite.variable_models import (HandMadeVarList, HandMadeVariables,
+                                                       late_graph_statement)
+from migrate.training_rewrite.gan_ops import (AssignOps, augmented_graph_assignment, calls_gradients,
+                                              is_random, with_nested_tapes)
+from migrate.module_programs import PSEUDO_FUNCTION
 from migrate.training_rewrite.regularization import (RegularizationLosses, collected_losses,
                                                      reads_regularization)
 from migrate.training_rewrite.optimizers import (OPTIMIZER_NAMES, SCHEDULE_NAMES, KerasOptimizer,
@@ -62,6 +69,10 @@ _LOSSES = {
     "tensorflow.losses.sigmoid_cross_entropy":
         ("multi_class_labels", "logits", "{tf}.reduce_mean({tf}.nn.sigmoid_cross_entropy_with_logits("
                                          "labels={labels}, logits={logits}))"),
+    # TF2's `tf.losses` is Keras's module, which has no `mean_squared_error` function (and its
+    # loss functions reduce only the last axis): TF1's mean of squared_difference, written out.
+    "tensorflow.losses.mean_squared_error":
+        ("labels", "predictions", "{tf}.reduce_mean({tf}.math.squared_difference({logits}, {labels}))"),
 }
 _RENDER = cst.Module(body=[])
 
@@ -136,6 +147,10 @@ class ProgramPlan:
     needs_tf1_rmsprop: bool = False
     notes: List[Tuple[str, str]] = field(default_factory=list)
     needs_os: bool = False
+    # module-level helpers the converted program calls, their TF1 spellings renamed (tf.log)
+    renamed_helpers: Dict[str, cst.FunctionDef] = field(default_factory=dict)
+    # (module, function): plain functions of other files it calls, renamed by their module's run
+    external_renames: Set[Tuple[str, str]] = field(default_factory=set)
 
 
 class _Substitute(cst.CSTTransformer):
@@ -190,6 +205,14 @@ class ProgramConverter:
         # program: a loss helper the module-level train steps define again (DCGAN-tensorflow).
         self.local_functions: Dict[str, cst.FunctionDef] = {}
         self.helpers: List[str] = []
+        # The module's top-level functions the program may call as plain functions (set by the
+        # rule; neither programs nor converted models), and those renamed the TF 2 way (_validate).
+        self.module_functions: Dict[str, cst.FunctionDef] = {}
+        self.renamed_helpers: Dict[str, cst.FunctionDef] = {}
+        # Plain functions of other files of the tree using TF1-only API (set by the rule,
+        # tree_index.external_functions), and those of them it calls, renamed in their file.
+        self.external_functions = None
+        self.external_renames: Set[Tuple[str, str]] = set()
         self.step_names: Dict[str, str] = {}  # train op -> step function
         self.step_signature: Dict[str, List[str]] = {}
         self.fed_literals: Dict[str, Dict[str, cst.BaseExpression]] = {}
@@ -209,11 +232,18 @@ class ProgramConverter:
         self.session_configs: Set[str] = set()  # `config = tf.ConfigProto()` for the Session
         self.summaries = Summaries(resolve, tf_alias, self._fresh, lambda: self.graph_names,
                                    self._summary_value)
+        # tf.data iterators: get_next() tensors are step inputs like placeholders (datasets.py)
+        self.inputs = DatasetInputs(resolve, self._fresh, func)
+        # hand-made tf.Variable weights (`weights = {'h1': tf.Variable(...)}`): variable_models.py
+        self.hand_made = HandMadeVariables(self)
+        # WGAN clipping: `[p.assign(...) for p in d_vars]` run by sess.run (gan_ops.py)
+        self.assign_ops = AssignOps(self)
 
     # -- entry ----------------------------------------------------------------------------------
     def convert(self) -> ProgramPlan:
         body = self._without_graph_contexts(list(self.func.body.body))
         graph_stmts, session_name, session_stmts, after_stmts = self._split_session(body)
+        self.inputs.prepare(graph_stmts, session_stmts)
         self.variable_steps = self._variable_global_steps(graph_stmts)
         before = self._graph_part(graph_stmts)
         self._check_schedule_steps()
@@ -224,12 +254,16 @@ class ProgramConverter:
         counted = {name: cst.parse_expression(f"{opt}.iterations")
                    for name, opt in self.step_optimizer.items()}
         new_body = [stmt.visit(_Substitute(counted)) for stmt in new_body]
+        # TF1 spellings with an exact TF2 name (tf.log, keep_dims=) are renamed in what the
+        # program becomes; the others still refuse in _validate.
+        new_body = rename_in_statements(new_body, self.resolve)
+        self.helpers = [rename_in_source(source, self.resolve) for source in self.helpers]
         self._validate(new_body)
         new_func = self.func.with_changes(body=self.func.body.with_changes(body=new_body))
         if TF1_MOMENTUM_CLASS.format(tf=self.tf) in self.helpers:
             self.taken.add(TF1_MOMENTUM)  # defined once per module
         return ProgramPlan(self.func, new_func, self.helpers, self.needs_tf1_rmsprop, self.notes,
-                           self.needs_os)
+                           self.needs_os, self.renamed_helpers, self.external_renames)
 
     def _without_graph_contexts(self, body) -> List[cst.BaseStatement]:
         """`with tf.Graph().as_default():` -> its body. TF2 runs eagerly: there is no graph to
@@ -242,6 +276,12 @@ class ProgramConverter:
                     self.resolve(stmt.body[0].value.func) == GRAPH and not stmt.body[0].value.args:
                 graphs.update(_assigned(stmt))
         for stmt in body:
+            if input_pipeline_block(stmt, self.resolve):  # `with tf.device('/cpu:0'):` + tf.data
+                inner = list(stmt.body.body)
+                inner[0] = inner[0].with_changes(
+                    leading_lines=[*stmt.leading_lines, *inner[0].leading_lines])
+                out.extend(inner)
+                continue
             if isinstance(stmt, cst.With) and len(stmt.items) == 1 and stmt.items[0].asname is None:
                 item = stmt.items[0].item
                 if isinstance(item, cst.Call) and not item.args and isinstance(item.func, cst.Attribute) \
@@ -458,11 +498,17 @@ class ProgramConverter:
             return [stmt]
         if len(stmt.body) != 1:
             raise Unmappable("several statements on one line in the graph-building code")
+        data = self.inputs.graph_statement(stmt, set(self.placeholders), self.graph_names)
+        if data is not None:  # a dataset, an iterator, get_next() (its tensors: fed like placeholders)
+            for element in self.inputs.elements:
+                self.placeholders.setdefault(element, Placeholder(element))
+            return data
         if self._config_statement(stmt):
             return []  # the Session's ConfigProto goes with the Session (_session_arguments)
         summary = self.summaries.graph_statement(stmt)  # tf.summary.scalar, merge_all, FileWriter
         if summary is not None:
             return summary
+        stmt = augmented_graph_assignment(stmt, self.graph_names) or stmt  # `loss += penalty`
         small = stmt.body[0]
         if isinstance(small, cst.Assign) and reads_regularization(small.value, self.resolve):
             # REGULARIZATION_LOSSES -> the models' `losses`: the statement joins the graph.
@@ -531,6 +577,9 @@ class ProgramConverter:
             return []
         if api == "tensorflow.Variable" and len(targets) == 1:
             self.variables.add(targets[0])
+            self.hand_made.register(stmt)
+            return [stmt]
+        if self.hand_made.register(stmt):  # a dict/list of tf.Variable, a var_list of them
             return [stmt]
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
                 value.func.attr.value == "minimize" and len(targets) == 1:
@@ -541,6 +590,9 @@ class ProgramConverter:
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and \
                 value.func.attr.value == "apply_gradients" and len(targets) == 1:
             return self._apply_gradients(targets[0], value, wired)
+        assigns = self.assign_ops.graph_statement(stmt, targets, value)
+        if assigns is not None:
+            return assigns
         if api == "tensorflow.group" and len(targets) == 1:
             return self._group(targets[0], value)
         if api in CREATE_TRAIN_OP and len(targets) == 1:
@@ -556,7 +608,10 @@ class ProgramConverter:
                     self.object_names[target] = keras_name
             return [stmt]
         used = _names_in(value)
-        if used & (set(self.placeholders) | self.graph_names | self.model_objects):
+        # A random tensor (WGAN-GP's alpha) was drawn again at each sess.run: a graph value.
+        if self.hand_made.reads(value) or \
+                used & (set(self.placeholders) | self.graph_names | self.model_objects) or \
+                is_random(value, self.resolve):
             self.graph.append(stmt)
             # `logits, _ = net(images)`: `_` discards a value, it names no graph tensor (and is
             # reused as a loop variable).
@@ -651,7 +706,9 @@ class ProgramConverter:
             kept[key] = _RENDER.code_for_node(arg.value)
         self.saver_options[name] = kept
         self.savers.add(name)
-        new = cst.parse_statement(f"{name} = {self._checkpoint_of(sorted(self.model_objects) + list(self.optimizers))}")
+        # Hand-made weights made so far too: TF1's Saver() saved every variable existing then.
+        saved = sorted(self.model_objects) + list(self.optimizers) + list(self.hand_made.holders)
+        new = cst.parse_statement(f"{name} = {self._checkpoint_of(saved)}")
         return new.with_changes(leading_lines=stmt.leading_lines)
 
     def _checkpoint_of(self, objects: Sequence[str]) -> str:
@@ -706,7 +763,8 @@ class ProgramConverter:
         lines = [] if self.prebuilt else (
             [_RENDER.code_for_node(s) for s in self._build_calls()] + self._optimizer_builds())
         saver = call.func.value
-        checkpoint = (self._checkpoint_of(sorted(self.model_objects) + list(self.optimizers))
+        checkpoint = (self._checkpoint_of(sorted(self.model_objects) + list(self.optimizers)
+                                          + list(self.hand_made.holders))
                       if isinstance(saver, cst.Call) else _RENDER.code_for_node(saver))
         lines.append(f"{checkpoint}.read({_RENDER.code_for_node(args[1])})"
                      ".assert_existing_objects_matched().expect_partial()")
@@ -717,7 +775,7 @@ class ProgramConverter:
         may create variables only on its first trace, so without this a program that trains
         twice in one process (fresh model and optimizer) fails on the second. Only where every
         model is called on placeholders of known shape; otherwise the first step creates them."""
-        if not self.train_ops or not self.model_objects:
+        if not self.train_ops or not (self.model_objects or self.hand_made.holders):
             return []
         try:
             lines = [_RENDER.code_for_node(s) for s in
@@ -946,7 +1004,7 @@ class ProgramConverter:
         variable properties written in place (`var_list=D.vars`); None when not known."""
         if isinstance(node, cst.Name) and node.value in self.var_filters:
             return self.var_filters[node.value]
-        return self._object_variables(node)
+        return self._object_variables(node) or self.hand_made.var_list(node)
 
     def _object_variables(self, node) -> Optional[ObjectVariables]:
         """`D.vars`, `D.vars + G.vars`: properties of model objects whose class returns the
@@ -1065,11 +1123,15 @@ class ProgramConverter:
     def _session_block(self, stmts) -> List[cst.BaseStatement]:
         out: List[cst.BaseStatement] = []
         for stmt in stmts:
-            out.extend(self._session_statement(stmt))
+            # `images, labels = next(iterator)` before a statement whose runs read get_next()
+            out.extend(self.inputs.with_pulls(self._session_statement(stmt)))
         return out
 
     def _session_statement(self, stmt) -> List[cst.BaseStatement]:
         stmt = stmt.visit(_DefaultSessionRuns(self))  # `op.run(...)` -> `sess.run(op, ...)`
+        iteration = self.inputs.compound(stmt, self._session_block)  # OutOfRangeError loops
+        if iteration is not None:
+            return iteration
         if isinstance(stmt, cst.With) and len(stmt.items) == 1 and stmt.items[0].asname is None \
                 and isinstance(stmt.items[0].item, cst.Call) and not stmt.items[0].item.args \
                 and dotted(stmt.items[0].item.func) == f"{self.sess}.as_default":
@@ -1101,6 +1163,9 @@ class ProgramConverter:
                     return []  # `tf.global_variables_initializer().run()`: Keras initialises
                 if self._is_run(call):
                     fetch = call.args[0].value if call.args else None
+                    initialized = self._iterator_initializations(call, stmt.leading_lines)
+                    if initialized is not None:
+                        return initialized
                     if isinstance(fetch, cst.Call) and self.resolve(fetch.func) in INITIALIZERS:
                         return []
                     if isinstance(fetch, cst.Name) and fetch.value in self.initializer_names:
@@ -1116,6 +1181,8 @@ class ProgramConverter:
                     return []
                 new = assign.with_changes(targets=[assign.targets[0].with_changes(target=target)], value=expr)
                 return [stmt.with_changes(body=[new])]
+            if late_graph_statement(self, stmt):  # `accuracy = ...` built in the session block
+                return []
             return [stmt.visit(_RunRewriter(self))]
         if isinstance(stmt, (cst.For, cst.While, cst.If, cst.With)):
             new_body = self._session_block(list(stmt.body.body))
@@ -1131,6 +1198,26 @@ class ProgramConverter:
             # The header (loop range, condition) may read session values too.
             return [updated]
         raise Unmappable(f"a {type(stmt).__name__} statement in the session block")
+
+    def _iterator_initializations(self, call: cst.Call, leading) -> Optional[List[cst.BaseStatement]]:
+        """`sess.run(iterator.initializer[, feed_dict=...])`, maybe in a list with the variable
+        initializers: a fresh Python iterator over the dataset built again (datasets.py)."""
+        fetch = call.args[0].value if call.args else None
+        iterators = self.inputs.initializer_run(fetch) if fetch is not None else None
+        if iterators is None:
+            return None
+        items = [e.value for e in fetch.elements] if isinstance(fetch, (cst.List, cst.Tuple)) else [fetch]
+        if len(items) != len(iterators) + sum(
+                1 for item in items if (isinstance(item, cst.Call) and self.resolve(item.func) in INITIALIZERS)
+                or (isinstance(item, cst.Name) and item.value in self.initializer_names)):
+            raise Unmappable("sess.run of an iterator initializer together with other fetches")
+        feeds = self._feeds(call)
+        defaults = {name: ph.default for name, ph in self.placeholders.items()}
+        out: List[cst.BaseStatement] = []
+        for iterator in iterators:
+            out += self.inputs.initialize(iterator, feeds if len(iterators) == 1 else {}, defaults,
+                                          leading if not out else [])
+        return out
 
     def _initializer_run(self, node) -> bool:
         """`tf.global_variables_initializer().run()` or `init.run()` (the default session's
@@ -1188,6 +1275,10 @@ class ProgramConverter:
             raise Unmappable("feed_dict that is not a dict literal")
         feeds: Dict[str, cst.BaseExpression] = {}
         for element in feed.elements:
+            if isinstance(element, cst.DictElement) and isinstance(element.key, cst.Name) and \
+                    element.key.value in self.inputs.elements:
+                raise Unmappable(f"feed_dict feeds `{element.key.value}`, a tensor of a tf.data "
+                                 "iterator's get_next()")
             if not (isinstance(element, cst.DictElement) and isinstance(element.key, cst.Name)
                     and element.key.value in self.placeholders):
                 raise Unmappable("feed_dict key that is not a placeholder of this function")
@@ -1207,6 +1298,11 @@ class ProgramConverter:
             if not isinstance(item, cst.Name):
                 item = self._fetched_expression(item)
             names.append(item.value)
+        if any(n in self.assign_ops.ops for n in names):
+            expr = self.assign_ops.run(names, feeds, target)  # `sess.run(clip_d)`
+            return expr
+        # One element per run from each iterator the fetches read, shared by all of them.
+        feeds = {**feeds, **self.inputs.pull(self._run_reads(names))}
         train = [n for n in names if n in self.train_ops]
         if len(train) > 1:
             raise Unmappable("several train ops in one sess.run")
@@ -1280,6 +1376,20 @@ class ProgramConverter:
         else:
             expr = exprs[0]
         return (target, expr) if target is not None else expr
+
+    def _run_reads(self, names: Sequence[str]) -> Set[str]:
+        """Every name the fetches `names` read through the graph (a train op: its loss and the
+        processing of its gradients)."""
+        targets: List[str] = []
+        for name in names:
+            op = self.train_ops.get(name)
+            targets.append(op.loss if op is not None else name)
+            if op is not None and op.apply_expr is not None:
+                targets += sorted(_names_in(op.apply_expr) & self.graph_names)
+        read = set(targets)
+        for stmt in self._slice(targets):
+            read |= _names_in(stmt.body[0].value)
+        return read
 
     def _fetched_expression(self, item) -> cst.Name:
         """`sess.run(predictions['logits'])`: the fetched expression becomes a graph value."""
@@ -1362,7 +1472,7 @@ class ProgramConverter:
         slice_stmts = self._slice([name])
         args, substitutions = self._inputs_of(slice_stmts, feeds)
         for arg in args:
-            substitutions[arg] = feeds[arg]
+            substitutions[arg] = self.hand_made.cast_feed(arg, feeds[arg])
         if len(slice_stmts) == 1 and _assigned(slice_stmts[0]) == [name]:
             value = slice_stmts[0].body[0].value.visit(_Substitute(substitutions)).visit(
                 _LossRewriter(self)).visit(TF1CallFixer(self.resolve))
@@ -1378,15 +1488,24 @@ class ProgramConverter:
         for stmt in slice_stmts:
             read |= _names_in(stmt.body[0].value)
         body_lines = self._local_function_lines(read, self.indent)
-        body_lines += [self.indent + _RENDER.code_for_node(stmt).strip() for stmt in body]
+        body_lines += [self.indent + line for line in with_nested_tapes(
+            body, self.resolve, self.tf, self.indent, self._input_dtypes(args))] \
+            if calls_gradients(body, self.resolve) \
+            else [self.indent + _RENDER.code_for_node(stmt).strip() for stmt in body]
         body_lines.append(f"{self.indent}return {name}")
         key = (name, tuple(params), tuple(body_lines))
         helper = self.value_helpers.get(key)
         if helper is None:  # the same value fetched again (eval in a loop and at the end): one helper
             helper = self.value_helpers[key] = self._fresh(f"compute_{name}")
             self.helpers.append("\n".join([f"def {helper}({', '.join(params)}):"] + body_lines) + "\n")
-        call_args = objects + [_RENDER.code_for_node(feeds[a]) for a in args]
+        call_args = objects + [_RENDER.code_for_node(self.hand_made.cast_feed(a, feeds[a])) for a in args]
         return cst.parse_expression(f"{helper}({', '.join(call_args)})")
+
+    def _input_dtypes(self, args, cast: bool = False) -> Dict[str, Optional[str]]:
+        """The fed values a step or helper takes -> their placeholder's dtype (or None); with
+        `cast` (a train step, which casts them first) "" for those already cast."""
+        dtypes = {a: self.placeholders[a].dtype if a in self.placeholders else None for a in args}
+        return {a: ("" if cast and d else d) for a, d in dtypes.items()}
 
     def _note_training_mode_fetch(self, name: str, nodes) -> None:
         """`sess.run(loss)` outside the train op ran the batch norms in training mode without
@@ -1413,7 +1532,7 @@ class ProgramConverter:
         used: Set[str] = set()
         for stmt in slice_stmts:
             used |= _names_in(stmt.body[0].value)
-        return used & self.model_objects
+        return used & (self.model_objects | set(self.hand_made.holders))  # holders: parameters too
 
     def _step_call(self, op: TrainOp, results: List[str], feeds) -> cst.BaseExpression:
         slice_stmts = self._slice(results + [op.loss])
@@ -1425,7 +1544,8 @@ class ProgramConverter:
                 raise Unmappable(f"{op.name} is run with different feeds in different places")
         else:
             self._make_step(op, results, slice_stmts, args, substitutions)
-        objects = sorted(self._objects_in(slice_stmts))
+        objects = sorted(self._objects_in(slice_stmts)
+                         | self.hand_made.step_names(op.var_prefix, slice_stmts))  # hand-made weights
         call_args = objects + [op.optimizer] + [_RENDER.code_for_node(feeds[a]) for a in args]
         for placeholder in self.optimizer_feeds.get(op.optimizer, {}).values():
             if placeholder not in feeds:
@@ -1435,7 +1555,8 @@ class ProgramConverter:
         return cst.parse_expression(f"{self.step_names[key]}({', '.join(call_args)})")
 
     def _make_step(self, op: TrainOp, results, slice_stmts, args, substitutions) -> None:
-        objects = sorted(self._objects_in(slice_stmts))
+        objects = sorted(self._objects_in(slice_stmts)
+                         | self.hand_made.step_names(op.var_prefix, slice_stmts))  # hand-made weights
         if not objects:
             # Name what computes it: a function left TF1 code (the usual cause), or nothing.
             called = sorted({c.func.value for stmt in slice_stmts for c in _calls_in(stmt)
@@ -1456,6 +1577,7 @@ class ProgramConverter:
         used = set()
         for stmt in slice_stmts:
             used |= _names_in(stmt.body[0].value)
+        self._check_no_free_locals(name, used, slice_stmts)
         hyper = self.optimizer_feeds.get(op.optimizer, {})
         # The parameter keeps the program's name (`d_optimizer` pairs with make_d_optimizer).
         opt = op.optimizer if op.optimizer not in objects + args else "optimizer"
@@ -1472,20 +1594,24 @@ class ProgramConverter:
             lines.append(ind + _RENDER.code_for_node(self.plain_aliases[alias]).strip())
         lines.extend(self._local_function_lines(used, ind))
         lines.append(f"{ind}with {self.tf}.GradientTape() as tape:")
-        for stmt in slice_stmts:
-            new = stmt.visit(_Substitute(substitutions)).visit(_LossRewriter(self)).visit(
-                TF1CallFixer(self.resolve))
-            text = _RENDER.code_for_node(new.with_changes(leading_lines=[])).strip()
-            lines.extend(ind * 2 + line for line in text.splitlines())
+        new_stmts = [stmt.visit(_Substitute(substitutions)).visit(_LossRewriter(self)).visit(
+            TF1CallFixer(self.resolve)) for stmt in slice_stmts]
+        # `tf.gradients(y, [x])` in the loss (a gradient penalty): a nested tape (gan_ops.py)
+        lines.extend(ind * 2 + line for line in with_nested_tapes(new_stmts, self.resolve, self.tf,
+                                                                     ind, self._input_dtypes(args, True)))
+        hand_made = self.hand_made.variables(op.var_prefix, slice_stmts)  # hand-made weights
         trained = self._trained_objects(op, objects)
         if op.var_prefix is not None:  # a var_list: the step may call models it does not train
-            others = [o for o in objects if o not in trained]
+            others = [o for o in objects if o not in trained and o in self.model_objects]
             if others:
                 self.notes.append(("TFM403", f"{name} calls {', '.join(others)} with training=True: "
                                              "Keras also updates its batch-norm statistics, which the "
                                              "TF1 program's scoped UPDATE_OPS did not (behaviour change; "
                                              "losses and weights are unaffected)"))
-        variables = " + ".join(f"{o}.trainable_variables" for o in trained)
+        variables = " + ".join([f"{o}.trainable_variables" for o in trained]
+                               + ([hand_made] if hand_made else []))
+        if not variables:
+            raise Unmappable(f"{op.name} updates no variable the rewrite can name")
         lines.append(f"{ind}variables = {variables}")
         lines.append(f"{ind}gradients = tape.gradient({op.loss}, variables)")
         for result in results:
@@ -1511,6 +1637,23 @@ class ProgramConverter:
         self.helpers.append("\n".join(lines) + "\n")
         self.graph_used_in_steps = True
 
+    def _check_no_free_locals(self, step: str, used: Set[str], slice_stmts) -> None:
+        """A module-level step sees the program's values only through its parameters: a local
+        it reads otherwise (`images, labels = input_fn()`, tensors made by a function the
+        rewrite does not follow) would be an undefined global there."""
+        if self.func.name.value == PSEUDO_FUNCTION:
+            return  # a module-level program: its names are globals the step reads as such
+        program_locals = bound_names(self.func) | {p.name.value for p in self.func.params.params}
+        known = set(self.placeholders) | self.model_objects | set(self.plain_aliases) \
+            | set(self.local_functions) | set(self.hand_made.holders)
+        for stmt in slice_stmts:
+            known |= set(_assigned(stmt))
+        free = sorted((used & program_locals) - known)
+        if free:
+            raise Unmappable(f"{step} would read `{free[0]}`, a value of the program that is neither "
+                             "a placeholder, a tf.data element nor computed in the graph (made by "
+                             "a function the rewrite does not follow, such as an input_fn)")
+
     def _local_function_lines(self, used: Set[str], ind: str) -> List[str]:
         """The program's own helper functions the step's statements call, defined again in the
         step; only those that read nothing else of the program (no closure over its locals)."""
@@ -1529,6 +1672,9 @@ class ProgramConverter:
 
     def _trained_objects(self, op: TrainOp, objects: Sequence[str]) -> List[str]:
         """The model objects whose variables `op` trains (its var_list scope, else all it calls)."""
+        objects = [o for o in objects if o in self.model_objects]  # not hand-made weights
+        if isinstance(op.var_prefix, HandMadeVarList):
+            return []  # hand-made weights only (variable_models.py)
         if op.var_prefix is None:
             return list(objects)
         if isinstance(op.var_prefix, ObjectVariables):
@@ -1580,14 +1726,19 @@ class ProgramConverter:
         for name in self.optimizers:
             ops = [op for op in self.train_ops.values() if op.optimizer == name]
             trained: List[str] = []
+            hand_made: List[str] = []  # lists of hand-made weights (variable_models.py)
             for op in ops:
-                objects = sorted(self._objects_in(self._slice([op.loss])))
+                slice_stmts = self._slice([op.loss])
+                objects = sorted(self._objects_in(slice_stmts))
                 for obj in self._trained_objects(op, objects):
                     if obj not in trained:
                         trained.append(obj)
-            if not trained:
+                listed = self.hand_made.variables(op.var_prefix, slice_stmts)
+                if listed and listed not in hand_made:
+                    hand_made.append(listed)
+            if not trained and not hand_made:
                 raise Unmappable(f"cannot tell which variables {name} trains before restoring it")
-            variables = " + ".join(f"{o}.trainable_variables" for o in trained)
+            variables = " + ".join([f"{o}.trainable_variables" for o in trained] + hand_made)
             lines.append(f"{name}.build({variables})  {comment}")
         return lines
 
@@ -1608,23 +1759,35 @@ class ProgramConverter:
         return name
 
     def _validate(self, body) -> None:
-        leftovers = (set(self.placeholders) | set(self.train_ops) | self.update_ops_names | {self.sess}
+        # get_next() tensors are bound again by `next(iterator)` before the runs that read them.
+        leftovers = ((set(self.placeholders) - set(self.inputs.elements)) | self.inputs.leftovers()
+                     | set(self.train_ops) | self.update_ops_names | {self.sess}
                      | self.initializer_names | set(self.var_filters) | self.trainable_names
                      | self.session_configs
                      | set(self.schedules) | set(self.summaries.ops) | set(self.summaries.fetched)
-                     | self.global_steps)
+                     | self.global_steps | set(self.assign_ops.ops))
         module = cst.Module(body=body)
+        self.inputs.check_converted(module)
         names = _names_in(module)
         # Graph tensors may remain only where a step or eval expression recomputes them.
         stale = (names & leftovers) | (names & self.graph_names)
         if stale:
             raise Unmappable(f"`{sorted(stale)[0]}` is still used as a TF1 graph value")
         for source in self.helpers + [module.code]:
-            for name in _tf_names(source, self.resolve):
-                if name.startswith(("tensorflow.app.flags.", "tensorflow.flags.")):
-                    continue  # `FLAGS.x`: the flags rule (TFM420, after this one) makes it absl
-                if not exists_in_tf2(name):
-                    raise Unmappable(f"{name.replace('tensorflow.', 'tf.')} has no TF2 mapping yet")
+            # The module's plain functions the steps and the loop call (a loss helper on tf.log)
+            # run as TF 2 code too: renamed with the program, or it stays as it was.
+            self._check_tf2_names(source)
+            self.renamed_helpers.update(renamed_helpers(source, self.module_functions, self.resolve,
+                                                        self._check_tf2_names,
+                                                        externals=self.external_functions,
+                                                        external_calls=self.external_renames))
+
+    def _check_tf2_names(self, source: str) -> None:
+        for name in _tf_names(source, self.resolve):
+            if name.startswith(("tensorflow.app.flags.", "tensorflow.flags.")):
+                continue  # `FLAGS.x`: the flags rule (TFM420, after this one) makes it absl
+            if not exists_in_tf2(name):
+                raise Unmappable(f"{name.replace('tensorflow.', 'tf.')} has no TF2 mapping yet")
 
 
 class _LossRewriter(cst.CSTTransformer):
@@ -1679,9 +1842,11 @@ class _DefaultSessionRuns(cst.CSTTransformer):
             return updated
         conv, owner = self.conv, func.value
         runnable = set(conv.train_ops) | conv.graph_names | conv.variables | conv.initializer_names \
-            | set(conv.schedules) | conv.global_steps
+            | set(conv.schedules) | conv.global_steps | set(conv.inputs.elements) \
+            | set(conv.assign_ops.ops)
         if not ((isinstance(owner, cst.Name) and owner.value in runnable) or (
-                isinstance(owner, cst.Call) and not owner.args and conv.resolve(owner.func) in INITIALIZERS)):
+                isinstance(owner, cst.Call) and not owner.args and conv.resolve(owner.func) in INITIALIZERS)
+                or conv.inputs.initializer_run(owner) is not None):  # `iterator.initializer.run()`
             return updated
         feed = None
         for index, arg in enumerate(updated.args):

@@ -162,6 +162,62 @@ def pair_models(old_tree, new_tree):
     return classes, pairs, unpaired
 
 
+def step_model_arguments(tree, classes):
+    """{function: {parameter: class}} from NEW's own calls: `train_d_step(D, G, opt, x)` where
+    the caller bound `D = Discriminator(...)` pairs the step's first parameter, whatever its
+    name, with `Discriminator`. The migrated program passes its model objects under its own
+    names (`D`, `G`, `net`), so these calls say which model a step parameter takes.
+
+    Bindings are read per scope (each top-level function, including what is nested in it, and
+    the module's own statements); a name bound to two classes in one scope, or a parameter
+    given different classes by two calls, is left out (verify then pairs it by name)."""
+    classes = set(classes)
+    functions = {n.name: n for n in tree.body
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    scopes = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    scopes.append(ast.Module(body=[n for n in tree.body if not isinstance(
+        n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))], type_ignores=[]))
+    found, conflicts = {}, set()
+    for scope in scopes:
+        bound, ambiguous = {}, set()
+        for node in ast.walk(scope):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call) \
+                    and isinstance(node.value.func, ast.Name) and node.value.func.id in classes:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, (ast.Name, ast.Attribute)):
+                        key = ast.unparse(target)  # `D`, `self.D`
+                        if bound.get(key, node.value.func.id) != node.value.func.id:
+                            ambiguous.add(key)
+                        bound[key] = node.value.func.id
+        for key in ambiguous:
+            bound.pop(key)
+        for node in ast.walk(scope):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in functions):
+                continue
+            args = functions[node.func.id].args
+            positional = [a.arg for a in args.posonlyargs + args.args]
+            given = list(zip(positional, node.args))
+            given += [(k.arg, k.value) for k in node.keywords if k.arg]
+            for param, value in given:
+                if isinstance(value, ast.Starred):
+                    break  # `*args`: the positions after it are unknown
+                if not isinstance(value, (ast.Name, ast.Attribute)):
+                    continue
+                key = ast.unparse(value)
+                if key not in bound:
+                    continue
+                pair = (node.func.id, param)
+                seen = found.setdefault(node.func.id, {}).get(param)
+                if seen is not None and seen != bound[key]:
+                    conflicts.add(pair)
+                found[node.func.id][param] = bound[key]
+    for function, param in conflicts:
+        found[function].pop(param, None)
+    return {f: params for f, params in found.items() if params}
+
+
 def model_id(new_path, root=None):
     if root:
         rel = os.path.relpath(new_path, root)
@@ -234,6 +290,7 @@ def plan(old, new, spec=None):
             problems[mid] = "cannot parse new program %s: %s" % (npath, new_tree)
         elif entry.get("pairs"):
             m["pairs"] = [{"old": p["old"], "new": p["new"]} for p in entry["pairs"]]
+            m["step_models"] = step_model_arguments(new_tree, [p["new"] for p in m["pairs"]])
         else:
             classes, found, unpaired = pair_models(old_tree, new_tree)
             if not classes:
@@ -247,5 +304,6 @@ def plan(old, new, spec=None):
             else:
                 m["pairs"] = found
                 m["unpaired"] = unpaired
+                m["step_models"] = step_model_arguments(new_tree, [p["new"] for p in found])
         models.append(m)
     return models, problems

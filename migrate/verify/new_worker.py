@@ -25,11 +25,16 @@ import sys
 import time
 import traceback
 
-from migrate.verify import protocol, weightmap
+from migrate.verify import protocol, randomness, weightmap
 from migrate.verify.protocol import VerifyError
 
-STEP_RE = re.compile(r"^train(_\w+)?_step$")
-MAKER_RE = re.compile(r"^make(_\w+)?_optimizer$")
+# The names the training rewrite gives train steps and optimizer factories
+# (migrate/training_rewrite/program.py `_make_step`, `_fresh`): `train_step`, `train_<x>_step`,
+# `make_optimizer`, `make_<x>_optimizer`, and on a clash with a name already taken in the
+# module the same name with `_2`, `_3`, ... appended (never `_0`, `_1`, `_02`).
+_CLASH_SUFFIX = r"(_[2-9]|_[1-9][0-9]+)?"
+STEP_RE = re.compile(r"^train(_\w+)?_step%s$" % _CLASH_SUFFIX)
+MAKER_RE = re.compile(r"^make(_\w+)?_optimizer%s$" % _CLASH_SUFFIX)
 # A train-step parameter that holds an optimizer: `optimizer`, `d_optimizer`, `opt`, `g_optim`.
 OPTIMIZER_PARAM_RE = re.compile(r"(^|_)(optimizer|optim|opt)(_\d+)?$")
 
@@ -86,6 +91,16 @@ def call_inputs(inputs, arrays, key):
     return args
 
 
+def instance_key(class_name, k):
+    """models' key of the k-th model of a class (k > 0: a later variable scope's instance)."""
+    return class_name if k == 0 else "%s#%d" % (class_name, k)
+
+
+def model_for(models, entry, mode):
+    """The model that runs a forward entry's mode: the instance its old call used."""
+    return models[instance_key(entry["new"], mode.get("instance") or 0)]
+
+
 def fixed_arguments(mode, model):
     """Keyword arguments for NEW's call() parameters that the old call passed a tensor not
     reaching its outputs (old_worker._unused_fed_args: `keep_prob` with dropout off), at the
@@ -100,18 +115,33 @@ def fixed_arguments(mode, model):
     return {name: value for name, value in fixed.items() if name in params}
 
 
-def constructor_arguments(module, class_name):
+def constructor_arguments(module, class_name, scope=None):
     """(args, kwargs) of the first `ClassName(...)` in NEW's own code whose arguments are all
     module-level values (`Model(params=PARAMS)`), evaluated in the module: NEW constructs its
-    models this way, so verify does too. ([], {}) when there is none."""
+    models this way, so verify does too. ([], {}) when there is none.
+
+    With `scope` (one of several old instances, each under its own variable scope), the call
+    that names its model `scope` (`Net(name='net_eval')`), else the first that gives no name;
+    None when there is neither."""
+    calls = _constructor_calls(module, class_name)
+    if scope is None:
+        return calls[0] if calls else ([], {})
+    for args, kwargs in calls:
+        if kwargs.get("name") == scope:
+            return args, kwargs
+    return next(((a, k) for a, k in calls if "name" not in k), None)
+
+
+def _constructor_calls(module, class_name):
     import ast
 
     try:
         with open(module.__file__, encoding="utf-8") as f:
             tree = ast.parse(f.read())
     except (OSError, SyntaxError, UnicodeDecodeError):
-        return [], {}
+        return []
     namespace = vars(module)
+    found = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id == class_name):
@@ -123,8 +153,8 @@ def constructor_arguments(module, class_name):
             continue  # reads a local of the program (a function argument): not usable here
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             continue
-        return args, kwargs
-    return [], {}
+        found.append((args, kwargs))
+    return found
 
 
 def _evaluate(node, namespace):
@@ -215,32 +245,47 @@ class NewModel(object):
 
     # -- models and weights
     def _build(self):
+        """The paired models, keyed by class; a class whose old function was called under
+        several variable scopes (old_worker: `instances`) gets one model per scope, the
+        second and later keyed `Class#k` (model_for)."""
         models = {}
+        scopes = {e["new"]: e.get("instances") for e in self.old_meta["forward"]}
         for pair in self.model["pairs"]:
-            kwargs = self.spec.get("model_kwargs", {}).get(pair["new"])
-            args = []
-            if kwargs is None:
-                args, kwargs = constructor_arguments(self.module, pair["new"])
-                kwargs = self._with_old_arguments(pair, args, kwargs)
-            try:
-                models[pair["new"]] = self.classes[pair["new"]](*args, **kwargs)
-            except TypeError as exc:
-                raise VerifyError("cannot construct new %s(%s): %s; give its constructor "
-                                  "arguments in the spec ([new.model_kwargs.%s])"
-                                  % (pair["new"], ", ".join("%s=..." % k for k in kwargs),
-                                     exc, pair["new"]))
+            for k, scope in enumerate(scopes.get(pair["new"]) or [None]):
+                kwargs = self.spec.get("model_kwargs", {}).get(pair["new"]) if k == 0 else None
+                args = []
+                if kwargs is None:
+                    found = constructor_arguments(self.module, pair["new"], scope)
+                    if found is None:
+                        raise VerifyError(
+                            "the old program called %s() under %d variable scopes (%s), each "
+                            "its own variables; the new program constructs no %s(name=%r) for "
+                            "the one under %r" % (pair["old"], len(scopes[pair["new"]]),
+                                                  ", ".join(scopes[pair["new"]]), pair["new"],
+                                                  scope, scope))
+                    args, kwargs = found
+                    kwargs = self._with_old_arguments(pair, args, kwargs)
+                try:
+                    models[instance_key(pair["new"], k)] = self.classes[pair["new"]](*args,
+                                                                                     **kwargs)
+                except TypeError as exc:
+                    raise VerifyError("cannot construct new %s(%s): %s; give its constructor "
+                                      "arguments in the spec ([new.model_kwargs.%s])"
+                                      % (pair["new"], ", ".join("%s=..." % k for k in kwargs),
+                                         exc, pair["new"]))
         for entry in self.old_meta["forward"]:
             m = entry["modes"].get("infer") or entry["modes"].get("train")
             inputs = call_inputs(m["inputs"], self.old, "key")
-            try:
-                models[entry["new"]](*inputs, training=False,
-                                     **fixed_arguments(m, models[entry["new"]]))
-            except BaseException as exc:
-                if isinstance(exc, SystemExit):
-                    raise VerifyError("new %s called sys.exit(%s)" % (entry["new"], exc.code))
-                raise VerifyError("building new %s on inputs of shape %s failed: %s"
-                                  % (entry["new"], [list(x.shape) for x in inputs],
-                                     _describe(exc)))
+            for k in range(len(entry.get("instances") or [None])):
+                model = models[instance_key(entry["new"], k)]
+                try:
+                    model(*inputs, training=False, **fixed_arguments(m, model))
+                except BaseException as exc:
+                    if isinstance(exc, SystemExit):
+                        raise VerifyError("new %s called sys.exit(%s)" % (entry["new"], exc.code))
+                    raise VerifyError("building new %s on inputs of shape %s failed: %s"
+                                      % (entry["new"], [list(x.shape) for x in inputs],
+                                         _describe(exc)))
         return models
 
     def _with_old_arguments(self, pair, args, kwargs):
@@ -269,8 +314,8 @@ class NewModel(object):
 
     def _keras_vars(self, models):
         seen, out = set(), []
-        for pair in self.model["pairs"]:
-            for v in models[pair["new"]].weights:
+        for model in models.values():
+            for v in model.weights:
                 if id(v) in seen or not v.dtype.startswith("float"):
                     continue
                 seen.add(id(v))
@@ -354,9 +399,10 @@ class NewModel(object):
                 if not m:
                     continue
                 inputs = call_inputs(m["inputs"], self.old, "key")
+                model = model_for(models, entry, m)
                 try:
-                    out = models[entry["new"]](*inputs, training=(mode == "train"),
-                                               **fixed_arguments(m, models[entry["new"]]))
+                    out = model(*inputs, training=(mode == "train"),
+                                **fixed_arguments(m, model))
                 except BaseException as exc:
                     raise VerifyError("new %s forward (%s mode) failed: %s"
                                       % (entry["new"], mode, _describe(exc)))
@@ -531,8 +577,8 @@ class NewModel(object):
                 if not m:
                     continue
                 inputs = call_inputs(m["inputs"], self.old, "held_key")
-                out = models[entry["new"]](*inputs, training=False,
-                                           **fixed_arguments(m, models[entry["new"]]))
+                model = model_for(models, entry, m)
+                out = model(*inputs, training=False, **fixed_arguments(m, model))
                 for j, o in enumerate(_flatten(out)):
                     arrays[prefix + "%s/%s/%d" % (tag, entry["old"], j)] = np.asarray(o)
 
@@ -566,12 +612,17 @@ class NewModel(object):
         sig = inspect.signature(fn)
         spec_args = self.spec.get("args", {}).get(sname, {})
         model_names = {}
-        for cname in models:
+        classes = [c for c in models if "#" not in c]  # a later instance is not a step's
+        for cname in classes:
             model_names[snake(cname)] = cname
             model_names[cname.lower()] = cname
             model_names[cname] = cname
-        if len(models) == 1:
-            model_names.setdefault("model", next(iter(models)))
+        if len(classes) == 1:
+            model_names.setdefault("model", classes[0])
+        # the model objects NEW's own calls of this step pass (discover.step_model_arguments):
+        # `train_d_step(D, G, ...)` with `D = Discriminator()` pairs a parameter named `D`
+        passed = {param: cname for param, cname in
+                  self.model.get("step_models", {}).get(sname, {}).items() if cname in models}
         data = {}
         for d in t["data"]:
             full = d["placeholder"]
@@ -593,6 +644,8 @@ class NewModel(object):
                     argspec.append(("data", data[src]))
                 else:
                     argspec.append(("value", src))
+            elif n in passed:
+                argspec.append(("model", passed[n]))
             elif n in model_names:
                 argspec.append(("model", model_names[n]))
             elif OPTIMIZER_PARAM_RE.search(n):
@@ -692,6 +745,7 @@ def run_model(tf, keras, np, model, job, out_json, out_npz):
             % ", ".join(nm.unpaired_steps))
     nm.meta["timing_s"] = time.time() - t0
     nm.meta["dropout_disabled"] = DROPOUT["sites"]
+    nm.meta["random_disabled"] = randomness.take_sites()
     DROPOUT["sites"] = 0
     protocol.save_arrays(out_npz, arrays)
     protocol.save_json(out_json, nm.meta)
@@ -766,6 +820,7 @@ def main(argv=None):
     import tensorflow as tf
     import keras
     _disable_dropout(tf, keras)
+    randomness.disable_random_ops(tf, tf)  # as the old side: the programs' own random ops
     # TensorFlow and Keras are millions of long-lived objects; keras clear_session()'s
     # gc.collect() walked them all for every model (~0.15 s a model). Frozen, a collection
     # only walks what the models made.

@@ -14,13 +14,16 @@ Per model of the job:
      loss and its var_list, in program order.
   3. verify drives the graph itself: init, dump, seeded feeds, forward outputs in
      inference and training mode, gradients at step 0, N train steps (train ops in
-     program order each step), final variables, BN update counts, fused-BN sizes.
+     program order each step; several updates of one moving statistic in one train op
+     applied in program order, `update_ops`), final variables, BN update counts, fused-BN
+     sizes; where a train op also ran the updates of a call its loss does not use, the
+     same training again without them (`noextra/`, the extra-update-ops proof).
 """
 
 import sys
 import time
 
-from migrate.verify import feed_probe, protocol
+from migrate.verify import call_instances, feed_probe, protocol, randomness, update_ops
 from migrate.verify.protocol import VerifyError
 # Graph capture shared with convert-checkpoint (migrate.checkpoint.tf1_worker); the old
 # private names are kept so the rest of this module reads as before.
@@ -101,6 +104,7 @@ def run_model(tf, model, job, out_json, out_npz):
             spec_inputs = _with_fed_values(spec_inputs, fed, meta)
         meta["timing_build_s"] = time.time() - t0
         meta["dropout_disabled"] = STATE.dropout_sites
+        meta["random_disabled"] = randomness.take_sites()
     if STATE.graph is not None and STATE.graph is not graph:
         graph = STATE.graph  # the program built its own tf.Graph()
         meta["own_graph"] = True
@@ -219,8 +223,16 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
             raise VerifyError("old function %r was never called while the program built "
                               "its graph" % fname)
         modes = {}
+        # calls under another (not reused) variable scope are another model object; a call
+        # whose arguments do not say its mode (slim arg_scope) gets the mode its graph has
+        instance_of, scopes = call_instances.group_calls(
+            calls, lambda c: _model_outputs(c["out"]),
+            lambda c: [v for _, v in c["args"] if _is_tensor(v)], model_vars)
+        instance = {id(call): k for call, k in zip(calls, instance_of)}
         for call in calls:
             flag, value = _training_value(call["args"])
+            if flag is None and value is None:
+                value = call_instances.graph_training_mode(_model_outputs(call["out"]))
             if flag is not None:
                 modes.setdefault("infer", (call, flag, False))
                 modes.setdefault("train", (call, flag, True))
@@ -230,6 +242,8 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                 modes.setdefault("infer", (call, None, None))
                 modes.setdefault("train", (call, None, None))
         entry = {"old": fname, "new": pair["new"], "modes": {}}
+        if len(scopes) > 1:
+            entry["instances"] = scopes
         if "infer" not in modes:
             meta.setdefault("notes", []).append(
                 "old %s() was only called in training mode: no inference-mode comparison"
@@ -252,6 +266,7 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                 "outputs": [_clean(o.name) for o in outs],
                 "flag": _clean(flag.name) if flag is not None else None,
                 "python_training": value,
+                "instance": instance[id(call)],
                 "_t": (inputs, outs, flag)}
         fwd.append(entry)
 
@@ -273,13 +288,21 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
         anc = _ancestors([fetch, rec["loss"]])
         phs = [op.outputs[0] for op in anc
                if op.type in ("Placeholder", "PlaceholderWithDefault")]
+        if any(op.type in ("IteratorGetNext", "IteratorGetNextSync") for op in anc):
+            # get_next() called while the graph was built is a placeholder (tf1_graph); an
+            # iterator made otherwise cannot be fed (TF 2.21 still runs GetNext in a conv
+            # kernel's gradient when its tensors are fed).
+            raise VerifyError("train op %d reads a tf.data iterator's get_next() tensors that "
+                              "verify could not replace by placeholders (not supported yet)" % i)
         data_phs = sorted([p for p in phs if not _is_flag(p) and not (
             p.op.type == "PlaceholderWithDefault"
             and not feeder.spec_for(p, _clean(p.name).rsplit("/", 1)[-1]))],
             key=lambda t: t.op._id)
         flag_phs = [p for p in phs if _is_flag(p)]
         train_ops.append({"index": i, "rec": rec, "fetch": fetch, "data": data_phs,
-                          "flags": flag_phs, "grads": tf.gradients(rec["loss"], rec["vars"])})
+                          "flags": flag_phs,
+                          "grads": rec.get("applied_grads") or tf.gradients(rec["loss"],
+                                                                            rec["vars"])})
 
     # fused batch norm ops (D1): per moving_variance, the rank-reduced element count n
     size_tensors = {}
@@ -304,6 +327,9 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                     with graph.as_default():
                         size_tensors[name] = (op, tf.size(x) // tf.shape(x)[caxis])
     meta["fused_bn_ops"] = sorted({op.type for op, _ in size_tensors.values()})
+    # several updates of one variable per train op (a GAN's discriminator on real and fake
+    # data) in program order; updates of calls the loss does not use (proof re-run below)
+    extra = _order_updates(train_ops, model_vars, meta)
 
     sess = tf.Session(graph=graph)
     with sess:
@@ -381,7 +407,7 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
             # the state this train op sees at step 0: after the earlier ops of step 0 ran
             restore_all()
             for prev_t in train_ops[: t["index"]]:
-                sess.run(prev_t["fetch"], feed_dict=feeds[0][prev_t["index"]])
+                _run_train_op(sess, prev_t, feeds[0][prev_t["index"]])
                 for v in model_vars:
                     if _clean(v.name) in frozen:
                         v.load(init_values[v.name], sess)
@@ -443,8 +469,7 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
         for step in range(steps):
             for t in train_ops:
                 try:
-                    _, value = sess.run([t["fetch"], t["rec"]["loss"]],
-                                        feed_dict=feeds[step][t["index"]])
+                    _, value = _run_train_op(sess, t, feeds[step][t["index"]])
                 except Exception as exc:
                     raise VerifyError("old train op %d failed at step %d: %s"
                                       % (t["index"], step, _describe(exc)))
@@ -455,7 +480,8 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                     cur = dict(zip(prev, sess.run(moving)))
                     for k in prev:
                         if not np.array_equal(cur[k], prev[k]):
-                            updates[k] += 1
+                            # one run can apply several updates (bn-update-order)
+                            updates[k] += t["update_counts"].get(k, 1)
                             updated_by[t["index"]].add(k)
                     prev = cur
         meta["timing_train_s"] = time.time() - t_train
@@ -477,23 +503,143 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
             m = entry["modes"].get("infer")
             if not m:
                 continue
-            inputs, outs, flag = m.pop("_infer_feed")
-            feed = {tensor: arrays["held_in/%s/%s" % (entry["old"], pname)]
-                    for pname, tensor in inputs}
-            for f in flags:
-                feed[f] = False
-            if flag is not None:
-                feed[flag] = False
-            values = sess.run(outs, feed_dict=feed)
+            values = _infer_after(sess, arrays, entry, m["_infer_feed"], flags)
             m["after_keys"] = []
             for j, val in enumerate(values):
                 key = "after/%s/%d" % (entry["old"], j)
                 arrays[key] = val
                 m["after_keys"].append(key)
+        if extra:
+            _train_without_extra_updates(sess, np, train_ops, feeds, steps, extra, meta, arrays,
+                                         restore_all, frozen_vars, init_values, model_vars,
+                                         moving, fwd, flags)
         for entry in fwd:
             for m in entry["modes"].values():
                 m.pop("_infer_feed", None)
         meta["forward"] = fwd
+
+
+def _infer_after(sess, arrays, entry, infer_feed, flags):
+    """Inference-mode outputs of one model call on its held-out inputs."""
+    inputs, outs, flag = infer_feed
+    feed = {tensor: arrays["held_in/%s/%s" % (entry["old"], pname)] for pname, tensor in inputs}
+    for f in flags:
+        feed[f] = False
+    if flag is not None:
+        feed[flag] = False
+    return sess.run(outs, feed_dict=feed)
+
+
+def _order_updates(train_ops, model_vars, meta):
+    """Per train op: how many updates of each model variable one run applies
+    (`t["update_counts"]`) and, where a run applies several of one variable, a plan that
+    applies them in program order (`t["sequenced"]`, meta["update_order"]:
+    `bn-update-order`). Returns the updates of calls each train op's loss does not use
+    (per train op index), for the extra-update-ops proof run."""
+    names = {v.op.name: _clean(v.name) for v in model_vars}
+    order, extra = {}, {}
+    for t in train_ops:
+        per = update_ops.updates_by_variable(t["fetch"], names)
+        t["per_variable"] = per
+        t["update_counts"] = {names[k]: len(ops) for k, ops in per.items()}
+        t["sequenced"] = update_ops.sequence(per, names)
+        for var, ops in (t["sequenced"].chained.items() if t["sequenced"] else ()):
+            order.setdefault(var, {"updates": ops, "train_ops": []})["train_ops"].append(
+                t["index"])
+        if t["rec"].get("synthetic"):
+            continue
+        unused = update_ops.unused_by_loss([op for ops in per.values() for op in ops],
+                                           t["rec"]["loss"])
+        if unused:
+            extra[t["index"]] = unused
+    meta["update_order"] = order
+    if order:
+        meta.setdefault("notes", []).append(
+            "TF1 applied %s in one train step in an unspecified order per run; verify fixed "
+            "them to program order, the order Keras uses (bn-update-order)"
+            % ", ".join("%d updates of %s" % (len(e["updates"]), n)
+                        for n, e in sorted(order.items())))
+    meta["extra_updates"] = {str(i): sorted({names[update_ops.variable_op(op.inputs[0]).name]
+                                             for op in ops}) for i, ops in extra.items()}
+    return extra
+
+
+def _run_train_op(sess, t, feed, plan=None):
+    """One Session.run of a train op (fetch, loss), its updates of one variable in program
+    order where it has several."""
+    plan = plan if plan is not None else t.get("sequenced")
+    fetches = [t["fetch"], t["rec"]["loss"]]
+    if _loss_reads_gradients(t):
+        # A gradient penalty (tf.gradients inside the loss): the loss's last ops are not on
+        # the path of the train op's own gradients, and TF1 ran them concurrently with the
+        # update of the variables they read (ref variables: a run-to-run race of ~1e-4
+        # measured on WGAN-GP). The loss before the update is read in a run of its own.
+        loss = sess.run(t["rec"]["loss"], feed_dict=feed)
+        done = sess.run(fetches, feed_dict=feed) if plan is None else plan.run(sess, fetches, feed)
+        return done[0], loss
+    if plan is None:
+        return sess.run(fetches, feed_dict=feed)
+    return plan.run(sess, fetches, feed)
+
+
+def _loss_reads_gradients(t):
+    """The train op's loss is computed from tf.gradients results (ops under a `gradients`
+    name scope, where TF1's tf.gradients puts them)."""
+    if "loss_reads_gradients" not in t:
+        t["loss_reads_gradients"] = t["rec"]["loss"] is not None and any(
+            op.name.split("/", 1)[0].startswith("gradients") and "/" in op.name
+            for op in _ancestors([t["rec"]["loss"]]))
+    return t["loss_reads_gradients"]
+
+
+def _train_without_extra_updates(sess, np, train_ops, feeds, steps, extra, meta, arrays,
+                                 restore_all, frozen_vars, init_values, model_vars, moving, fwd,
+                                 flags):
+    """The proof re-run of `extra-update-ops`: the same training with the updates of calls a
+    train op's loss does not use neutralised (a zero delta fed), which is what Keras runs.
+    Its losses, final variables and inference outputs go under `noextra/`; its update counts
+    become `bn_updates` (the new side's D1 correction counts the updates Keras applies)."""
+    names = {v.op.name: _clean(v.name) for v in model_vars}
+    plans = {}
+    for index, ops in extra.items():
+        t = train_ops[index]
+        plans[index] = update_ops.sequence(t["per_variable"], names, neutralised=ops)
+        if plans[index] is None:
+            meta.setdefault("notes", []).append(
+                "train op %d also ran update ops its loss does not use, which verify cannot "
+                "neutralise (an Assign of a new value): no extra-update-ops proof" % index)
+            return
+    restore_all()
+    losses = {t["index"]: [] for t in train_ops}
+    counts = {_clean(v.name): 0 for v in moving}
+    prev = dict(zip([_clean(v.name) for v in moving], sess.run(moving))) if moving else {}
+    for step in range(steps):
+        for t in train_ops:
+            _, value = _run_train_op(sess, t, feeds[step][t["index"]], plans.get(t["index"]))
+            losses[t["index"]].append(float(value))
+            for v in frozen_vars:
+                v.load(init_values[v.name], sess)
+            if moving:
+                cur = dict(zip(prev, sess.run(moving)))
+                skipped = extra.get(t["index"], [])
+                for k in prev:
+                    if not np.array_equal(cur[k], prev[k]):
+                        counts[k] += t["update_counts"].get(k, 1) - sum(
+                            1 for op in skipped
+                            if update_ops.variable_op(op.inputs[0]).name == k)
+                prev = cur
+    for t in train_ops:
+        arrays["noextra/loss/%d" % t["index"]] = np.asarray(losses[t["index"]], dtype=np.float64)
+    for v, val in zip(model_vars, sess.run(model_vars)):
+        arrays["noextra/final/" + _clean(v.name)] = val
+    for entry in fwd:
+        m = entry["modes"].get("infer")
+        if m and "_infer_feed" in m:
+            for j, val in enumerate(_infer_after(sess, arrays, entry, m["_infer_feed"], flags)):
+                arrays["noextra/after/%s/%d" % (entry["old"], j)] = val
+    meta["bn_updates_tf1"] = meta["bn_updates"]
+    meta["bn_updates"] = counts
+    meta["noextra"] = True
 
 
 def _add_synthetic_train_ops(tf, graph, fwd, meta):

@@ -70,6 +70,7 @@ def import_program(path, prefix, model_id):
     directory = os.path.dirname(os.path.abspath(path))
     if directory not in sys.path:
         sys.path.insert(0, directory)
+    _forget_flags_of_earlier_imports(prefix)
     sys.modules[name] = module
     deferred = _deferred_program(path)
     if deferred is None:
@@ -80,6 +81,33 @@ def import_program(path, prefix, model_id):
         module.__dict__[MODULE_PROGRAM] = program
     _parse_flags_with_defaults()
     return module
+
+
+def _forget_flags_of_earlier_imports(prefix):
+    """Remove from absl's global FLAGS the flags that earlier imports made here (module names
+    starting with `prefix`) defined, so the program's `flags.DEFINE_*` at import runs again.
+
+    A worker imports a program afresh for every variant (each gets its own module-level state:
+    models, optimizers, tf.functions, as a fresh run of the program would) and imports the next
+    model's program into the same process; absl keeps one FLAGS per process and refuses a flag
+    defined a second time (DuplicateFlagError). The earlier module is never used again, so its
+    flags go; flags of modules imported once (a sibling `config.py`) stay."""
+    import sys
+    absl_flags = sys.modules.get("absl.flags")
+    if absl_flags is None:
+        return
+    flag_values = absl_flags.FLAGS
+    try:
+        by_module = flag_values.flags_by_module_dict()
+    except Exception:
+        return
+    for module_name in [m for m in by_module if m.startswith(prefix)]:
+        for flag in list(by_module.get(module_name, ())):
+            for name in (flag.name, flag.short_name):
+                # only the names still bound to this very flag (another module's flag may have
+                # taken the name since)
+                if name and name in flag_values and flag_values[name] is flag:
+                    delattr(flag_values, name)
 
 
 def _parse_flags_with_defaults():

@@ -13,6 +13,14 @@ Known divergence ids (numerics.md §3):
   (a cancelling sum) may drift, named, while every other entry must still match.
 * `forgotten-update-ops` (D6): the old program never ran some BN updates; proven by the
   new program re-run with those BN layers at momentum=1.0, which must match everywhere.
+* `bn-update-order`: one TF1 train op applied several updates of one moving statistic (a GAN
+  discriminator called on real and fake data) in an order TF1 leaves unspecified and draws
+  afresh per run; verify's old side applies them in program order, the order Keras uses,
+  and the moving statistics must then match (named only when they do).
+* `extra-update-ops`: a TF1 train op's UPDATE_OPS also ran the updates of a model call its
+  loss does not use (the G step running the discriminator-on-real-data updates); Keras
+  updates only what the train step calls. Proven by an old-side re-run with those updates
+  neutralised (a zero delta fed), which must match the new program everywhere.
 """
 
 import json
@@ -36,6 +44,14 @@ DIVERGENCE_TEXT = {
                             "wired into the train op, D6): a source bug the migration fixes; "
                             "proven by re-running the new program with those layers at "
                             "momentum=1.0",
+    "bn-update-order": "TF1 applied several updates of one moving statistic in one train step "
+                       "in an unspecified order, drawn afresh per run (a GAN discriminator "
+                       "called on real and fake data); verify fixed them to program order, "
+                       "the order Keras uses, and the statistics then match",
+    "extra-update-ops": "a TF1 train step's UPDATE_OPS also ran the batch-norm updates of a "
+                        "model call its loss does not use; Keras updates only the layers the "
+                        "step calls; losses and weights match; proven by a TF1 re-run with "
+                        "those updates neutralised, which matches everywhere",
 }
 
 
@@ -302,6 +318,13 @@ def compare_model(model_id, old_meta, old, new_meta, new, options):
             "dropout disabled (rate 0) on both sides for every comparison: randomness cannot "
             "be matched across TF1 and Keras 3 (old side: %d site(s), new side: %d call(s))"
             % (old_meta.get("dropout_disabled", 0), new_meta.get("dropout_disabled", 0)))
+    if old_meta.get("random_disabled") or new_meta.get("random_disabled"):
+        result["notes"].append(
+            "random ops of the program (tf.random_uniform/normal, truncated_normal: a WGAN-GP "
+            "interpolation weight, noise drawn in the graph) draw a fixed stateless sample keyed "
+            "by their arguments on both sides for every comparison: TF1's and TF2's draws cannot "
+            "be matched (old side: %d op(s), new side: %d call(s))"
+            % (old_meta.get("random_disabled", 0), new_meta.get("random_disabled", 0)))
     never = old_meta.get("never_updated") or []
     if never:
         scopes = sorted({n.rsplit("/", 1)[0] for n in never})
@@ -354,9 +377,13 @@ def compare_model(model_id, old_meta, old, new_meta, new, options):
             result["notes"].append(
                 "TF1 updated %s only in some train steps, but the scoped re-run still differs "
                 "(%s)" % (", ".join(scopes), ", ".join(r["tensor"] for r in bad[:5])))
+    _extra_update_ops(result, rows, cmp_, old_meta, old, new_meta, new,
+                      dict(options, step_names=step_names))
     for r in rows:
         if r.get("divergence") and r["status"] == "KNOWN" and r["divergence"] not in divergences:
             divergences.append(r["divergence"])
+    if _update_order(result, rows, old_meta) and "bn-update-order" not in divergences:
+        divergences.append("bn-update-order")
     for r in rows:
         r.pop("_new", None)
         r.pop("_ref", None)
@@ -379,6 +406,70 @@ def compare_model(model_id, old_meta, old, new_meta, new, options):
     result["timing"] = {"old_s": old_meta.get("timing_s"), "new_s": new_meta.get("timing_s")}
     result["loss_curves"] = _loss_curves(old_meta, old, new, cmp_)
     return result
+
+
+def _extra_update_ops(result, rows, cmp_, old_meta, old, new_meta, new, options):
+    """`extra-update-ops`: the old side's re-run with the updates of calls a train op's loss
+    does not use neutralised (`noextra/` arrays) must match the new program on every tensor;
+    then the moving statistics and inference outputs that differ from the plain TF1 run are
+    named."""
+    extra = {k: v for k, v in (old_meta.get("extra_updates") or {}).items() if v}
+    if not extra or not old_meta.get("noextra"):
+        return
+    cand = [r for r in rows if r["status"] == "FAIL" and r["category"] in ("moving", "after")]
+    if not cand:
+        return
+    rerun = dict(old)
+    rerun.update({k[len("noextra/"):]: v for k, v in old.items() if k.startswith("noextra/")})
+    proof_rows = _Comparer(old_meta, rerun, new_meta, new, options).all_rows()
+    bad = [r for r in proof_rows if r["status"] == "FAIL"]
+    names = dict(enumerate(options.get("step_names") or []))
+    steps = ", ".join("%s (%s)" % (names.get(int(i), "train_op%s" % i),
+                                   ", ".join(sorted({v.rsplit("/", 1)[0] for v in variables})))
+                      for i, variables in sorted(extra.items()))
+    if bad:
+        result["notes"].append(
+            "TF1 also ran update ops its loss does not use in %s, but the re-run without them "
+            "still differs (%s)" % (steps, ", ".join(r["tensor"] for r in bad[:5])))
+        return
+    worst = max([r["norm_rel"] for r in proof_rows if r["status"] == "PASS"
+                 and isinstance(r.get("norm_rel"), float)] or [0.0])
+    for r in cand:
+        r["status"] = "KNOWN"
+        r["divergence"] = "extra-update-ops"
+        r["note"] = "TF1 also updated it from a call the loss does not use in %s" % steps
+    result["notes"].append(
+        "extra-update-ops proven: TF1 re-run with the update ops its losses do not use "
+        "neutralised (%s) matches the new program on all %d tensors (worst norm rel %.1e)"
+        % (steps, len(proof_rows), worst))
+    result.setdefault("proof", {})["extra-update-ops"] = {
+        "train_ops": {names.get(int(i), "train_op%s" % i): v for i, v in sorted(extra.items())},
+        "tensors": len(proof_rows), "worst_norm_rel": worst}
+
+
+def _update_order(result, rows, old_meta):
+    """`bn-update-order`: named when the moving statistics whose several updates per train op
+    verify applied in program order all match (plainly or as another named divergence)."""
+    order = old_meta.get("update_order") or {}
+    affected = [r for r in rows if r["category"] == "moving"
+                and r["tensor"].split("/", 1)[1] in order]
+    if not affected or any(r["status"] == "FAIL" for r in affected):
+        return False
+    for r in affected:
+        count = len(order[r["tensor"].split("/", 1)[1]]["updates"])
+        if r["status"] == "PASS":
+            r["status"] = "KNOWN"
+            r["divergence"] = "bn-update-order"
+            r["note"] = ("TF1 applied its %d updates per train step in no fixed order; run in "
+                         "program order: max abs %.2e, needed %.1e"
+                         % (count, r.get("max_abs", 0.0), r.get("needed", 0.0)))
+        else:
+            r["note"] = (r.get("note") or "") + ("; its %d updates per train step run in "
+                                                 "program order (bn-update-order)" % count)
+    result.setdefault("proof", {})["bn-update-order"] = {
+        name: {"updates": entry["updates"], "train_ops": entry["train_ops"]}
+        for name, entry in sorted(order.items())}
+    return True
 
 
 def _loss_curves(old_meta, old, new, cmp_):

@@ -74,6 +74,31 @@ def install_hooks(tf):
 
         setattr(tf, factory_name, named_factory)
 
+    # `images, labels = iterator.get_next()` while the program builds its graph: placeholders
+    # of the element's dtypes and shapes, named after the program's variables, so a tf.data
+    # program's inputs are generated and paired like fed ones (the train steps take `images`,
+    # `labels`). Feeding get_next()'s own tensors does not cut the iterator out of every
+    # gradient (TF 2.21: a conv kernel's Conv2DBackpropFilter still runs GetNext).
+    from tensorflow.python.data.ops import iterator_ops
+    real_get_next = iterator_ops.Iterator.get_next
+
+    def get_next_as_placeholders(self, *args, **kwargs):
+        if not STATE.active:
+            return real_get_next(self, *args, **kwargs)
+        caller = _sys._getframe(1)
+        specs = tf.nest.flatten(self.element_spec)
+        names = _assigned_names(caller.f_code.co_filename, caller.f_lineno)
+        if len(names) != len(specs):
+            names = ["get_next_%d" % i for i in range(len(specs))]
+        tensors = []
+        for spec, name in zip(specs, names):
+            tensor = tf.placeholder(spec.dtype, spec.shape, name=name)
+            STATE.placeholder_vars[tensor.op.name] = name
+            tensors.append(tensor)
+        return tf.nest.pack_sequence_as(self.element_spec, tensors)
+
+    iterator_ops.Iterator.get_next = get_next_as_placeholders
+
     opt_cls = optimizer_mod.Optimizer
     orig_compute = opt_cls.compute_gradients
     orig_apply = opt_cls.apply_gradients
@@ -97,6 +122,9 @@ def install_hooks(tf):
         STATE.train_ops.append({
             "op": op, "loss": STATE.last_loss.get(id(self)),
             "vars": [v for g, v in grads_and_vars if g is not None],
+            # what the optimizer applies (clipped, scaled, ...), as the new side captures it
+            # at `optimizer.apply`: the step-0 gradients verify compares
+            "applied_grads": [g for g, v in grads_and_vars if g is not None],
             "optimizer": type(self).__name__,
             # what convert-checkpoint needs to carry the optimizer's state over
             "optimizer_object": self, "created": created,
@@ -106,6 +134,9 @@ def install_hooks(tf):
     opt_cls.compute_gradients = compute_gradients
     opt_cls.apply_gradients = apply_gradients
     disable_dropout(tf)
+    from migrate.verify.randomness import disable_random_ops
+    for api in {id(m): m for m in (tf, tf.compat.v1)}.values():
+        disable_random_ops(tf, api)  # the program's own random ops (randomness.py)
 
 
 def disable_dropout(tf):
@@ -205,6 +236,28 @@ def _wrap_network_class(module, cname):
 
     wrapper.__wrapped__ = fn
     cls.__call__ = wrapper
+
+
+def _assigned_names(filename, lineno):
+    """The names the innermost assignment statement spanning `lineno` binds (`images, labels`
+    of `images, labels = iterator.get_next()`, also written over several lines); [] if none."""
+    import ast
+    import linecache
+    try:
+        tree = ast.parse("".join(linecache.getlines(filename)))
+    except (SyntaxError, ValueError):
+        return []
+    found = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                node.lineno <= lineno <= (node.end_lineno or node.lineno) and \
+                (found is None or node.lineno >= found.lineno):
+            found = node
+    if found is None:
+        return []
+    target = found.targets[0]
+    elements = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
+    return [e.id for e in elements] if all(isinstance(e, ast.Name) for e in elements) else []
 
 
 def clean(name):
