@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Set
+from typing import Dict, List, Set, Type, TypeVar
 
 import libcst as cst
 
@@ -106,3 +106,37 @@ def keyword_arg(name: str, value: cst.BaseExpression) -> cst.Arg:
     """`name=value`, spaced as PEP 8 wants for keyword arguments (no spaces around `=`)."""
     return cst.Arg(value=value, keyword=cst.Name(name),
                    equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")))
+
+
+_Node = TypeVar("_Node", bound=cst.CSTNode)
+
+
+def nodes_of(node, kind: Type[_Node]) -> List[_Node]:
+    """Every node of type `kind` inside `node` (itself included), in source order."""
+    found: List[_Node] = []
+
+    class Collect(cst.CSTVisitor):
+        def on_visit(self, current) -> bool:
+            if isinstance(current, kind):
+                found.append(current)
+            return True
+
+    node.visit(Collect())
+    return found
+
+
+class SubstituteNames(cst.CSTTransformer):
+    """Variable names -> expressions (never attribute names or keyword names)."""
+
+    def __init__(self, mapping: Dict[str, cst.BaseExpression]):
+        super().__init__()
+        self.mapping = mapping
+
+    def leave_Name(self, original, updated):
+        return self.mapping.get(original.value, updated)
+
+    def leave_Attribute(self, original, updated):
+        return updated.with_changes(attr=original.attr)
+
+    def leave_Arg(self, original, updated):
+        return updated.with_changes(keyword=original.keyword) if original.keyword else updated

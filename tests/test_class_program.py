@@ -3,6 +3,7 @@ an optimizer and TF2 train steps (migrate/training_rewrite/class_program.py).
 
 Real libcst on real sources; the converted programs run on plain TF 2.21 in one subprocess."""
 
+import math
 import os
 import re
 import subprocess
@@ -509,3 +510,130 @@ def test_methods_that_hand_their_session_on_lose_it_too():
     assert "return [self.train_step(b) for _ in range(epochs) for b in batches]" in new
     assert "def run(self, batches):" in new and "return self.fit(batches, epochs=1)" in new
     assert "return model.fit(batches) + model.run(batches)" in new
+
+
+# -- layer-building methods taking tensors (carpedm20/DCGAN-tensorflow) ----------------------------
+DCGAN_PROGRAM = ROOT / "fixtures" / "corpus" / "dcgan_class_methods.py"
+METHODS_GOLDEN = ROOT / "fixtures" / "rewrite" / "class_program_methods"
+
+
+def test_layer_building_methods_become_networks_made_once():
+    new, findings = migrate(DCGAN_PROGRAM.read_text())
+    assert "tf-migrate:" not in new
+    code = new.split('"""', 2)[2]
+    for tf1 in ("placeholder", "Session", "global_variables_initializer", "variable_scope",
+                "reuse=", "tf.layers.", "tf.train.AdamOptimizer(", "self.sess"):
+        assert tf1 not in code, tf1
+    assert "class DCGANGenerator(tf.keras.Model):" in new
+    assert "class DCGANDiscriminator(tf.keras.Model):" in new
+    # One object each: the TF1 `reuse=True` call is the same object called again.
+    assert "self.generator = DCGANGenerator(self.g_bn0, self.data_dim)" in new
+    assert "self.discriminator = DCGANDiscriminator(self.d_bn1)" in new
+    assert "class batch_norm(tf.keras.layers.Layer):" in new
+    # The caller's Session is gone from the constructor and the caller.
+    assert "def __init__(self, batch_size=8, z_dim=4, data_dim=6):" in new
+    assert "dcgan = DCGAN()" in new and "dcgan.train(5)" in new
+    # Optimizers train() built from its own parameters: made at the start of train().
+    assert re.search(r"def train\(self, steps, lr=0\.0002, beta1=0\.5\):\n"
+                     r"\s+d_optim_optimizer = make_d_optim_optimizer\(beta1, lr\)", new)
+    finding = next(f for f in findings if f.code == "TFM300" and "class `DCGAN`" in f.message)
+    assert finding.fixed and "`generator` a `DCGANGenerator(tf.keras.Model)`" in finding.message
+    assert "ran the variable initializer on each call" in finding.message
+    again, _ = migrate(new)
+    assert again == new
+
+
+def test_optimizers_a_method_builds_from_configuration_are_made_once():
+    new, _ = migrate((METHODS_GOLDEN.parent / (METHODS_GOLDEN.name + ".before.py")).read_text())
+    init = new[new.index("class GAN(object):"):new.index("def train(self, steps):")]
+    assert "self.d_optim_optimizer = make_d_optim_optimizer(self)" in init
+    assert "self.generator = GANGenerator()" in init
+    assert "def __init__(self, learning_rate=0.001, z_dim=4):" in init
+    assert "gan = GAN()" in new
+
+
+def test_layer_building_methods_train_on_plain_tf2_like_tf1(tmp_path, acceptance_dir):
+    """Converted (plain TF 2.21) and TF1 (legacy stand-in): both train, with losses of the same
+    size (the initial weights differ: no weight transfer here)."""
+    golden = METHODS_GOLDEN.parent / (METHODS_GOLDEN.name + ".after.py")
+    (tmp_path / "dcgan_new.py").write_text(migrate(DCGAN_PROGRAM.read_text())[0])
+    (tmp_path / "gan_new.py").write_text(golden.read_text())
+    driver = textwrap.dedent("""
+        import runpy, sys
+        for path in sys.argv[1:]:
+            runpy.run_path(path, run_name="__main__")
+    """)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    old = subprocess.run([sys.executable, str(acceptance_dir.parent / "run_tf1.py"),
+                          str(METHODS_GOLDEN.parent / (METHODS_GOLDEN.name + ".before.py"))],
+                         cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert old.returncode == 0, old.stderr.decode()[-3000:]
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    new_run = subprocess.run([sys.executable, "-c", driver, "dcgan_new.py", "gan_new.py"],
+                             cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    assert new_run.returncode == 0, new_run.stderr.decode()[-3000:]
+    new_results = re.findall(r"RESULT d_loss=(\S+) g_loss=(\S+)", new_run.stdout.decode())
+    old_results = re.findall(r"RESULT d_loss=(\S+) g_loss=(\S+)", old.stdout.decode())
+    assert len(new_results) == 2 and len(old_results) == 1
+    # A small learning rate: both stay near the losses of an undecided discriminator.
+    for d_loss, g_loss in (new_results[1], old_results[0]):
+        assert float(d_loss) == pytest.approx(2 * math.log(2), abs=0.4)
+        assert float(g_loss) == pytest.approx(math.log(2), abs=0.3)
+    assert all(math.isfinite(float(v)) for v in new_results[0])
+
+
+_METHOD_REFUSALS = {
+    "stores_state": ("""
+    def generator(self, z):
+        self.h = tf.layers.dense(z, 4, name="h")
+        return tf.layers.dense(self.h, 2, name="out")
+""", "`self.generator(...)`, a method that stores `self.h`"),
+    "called_after_init": ("""
+    def generator(self, z):
+        return tf.layers.dense(z, 2, name="out")
+
+    def sample(self, sess, z):
+        return sess.run(self.generator(self.z), {self.z: z})
+""", "`sample` calls the layer-building method `generator` after __init__"),
+    # carpedm20's `sampler`: the generator's weights again, under its scope with reuse.
+    "reuses_another_methods_weights": ("""
+    def generator(self, z):
+        with tf.variable_scope("generator") as scope:
+            scope.reuse_variables()
+            return tf.layers.dense(z, 2, name="out")
+""", "`self.generator(...)`, a method that reuses variables unconditionally"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_METHOD_REFUSALS))
+def test_layer_building_methods_it_cannot_convert_keep_the_class(case):
+    method, reason = _METHOD_REFUSALS[case]
+    source = textwrap.dedent("""\
+        import tensorflow as tf
+
+
+        class Gen(object):
+            def __init__(self):
+                self.z = tf.placeholder(tf.float32, [None, 3])
+                self.out = self.generator(self.z)
+                self.loss = tf.reduce_mean(tf.square(self.out))
+                self.train_op = tf.train.GradientDescentOptimizer(0.1).minimize(self.loss)
+
+            def step(self, sess, z):
+                return sess.run([self.train_op, self.loss], {self.z: z})[1]
+        """) + textwrap.indent(textwrap.dedent(method), "    ") + textwrap.dedent("""
+
+
+        def main(z):
+            gen = Gen()
+            with tf.Session() as sess:
+                sess.run(tf.global_variables_initializer())
+                return gen.step(sess, z)
+        """)
+    new, findings = migrate(source)
+    marker = new.splitlines()[new.splitlines().index("class Gen(object):") - 1]
+    assert marker.startswith("# tf-migrate: TFM301 left unchanged: ") and reason in marker, marker
+    class_text = source[source.index("class Gen(object):"):source.index("\n\n\ndef main")]
+    assert class_text in new
+    again, _ = migrate(new)
+    assert again == new

@@ -62,6 +62,9 @@ CONVERTS = {"conv_autoencoder.py", "mnist_deep_keep_prob.py", "resnet_block_func
             # a class that is the program: placeholders and train op built in __init__,
             # `train_step(self, sess, ...)` methods -> a Keras network + train steps
             "class_based_model.py",
+            # carpedm20's DCGAN: `self.discriminator(self.G, reuse=True)` methods taking
+            # tensors, optimizers built in train(), the caller's Session kept as `self.sess`
+            "dcgan_class_methods.py",
             # tf.data: an initializable iterator restarted each epoch, OutOfRangeError loop
             "dataset_cnn.py",
             # WGAN: `sess.run(clip_D)` of assign ops on the critic's variables; WGAN-GP: a
@@ -95,20 +98,11 @@ UNVERIFIABLE_UNNAMED = ("verify exits 3: unnamed placeholders (`Placeholder`, `P
                         "pair with train-step parameters; verify should pair them by the Python "
                         "variable the program assigns them to")
 
-HAND_MADE_UNVERIFIABLE = (
-    "verify pairs old model functions with new keras.Model classes and transfers TF1 variables "
-    "to Keras weights; a program of hand-made tf.Variable weights has no Keras class (discover: "
-    "`new program defines no keras.Model subclass`): verify would have to run the program's "
-    "variable statements and pair TF1's `Variable`, `Variable_1`, ... (creation order) with them")
-
 XFAIL = {
-    ("verify", "mlp_dropout_keep_prob.py"): HAND_MADE_UNVERIFIABLE,
-    ("verify", "vanilla_gan_vars.py"): HAND_MADE_UNVERIFIABLE,
-    ("verify", "class_based_model.py"): (
-        "verify pairs an old model *function* with each new Keras class; a class program's "
-        "network was built inline by `Model.__init__` (no old function to call), so discover "
-        "stops with `cannot pair new class(es) ModelNetwork with an old model function (old "
-        "functions: main)`"),
+    ("verify", "dcgan_class_methods.py"): (
+        "verify exits 3: `cannot pair new class(es) DCGANGenerator, DCGANDiscriminator with an "
+        "old model function (old functions: main)`: the networks were the TF1 methods "
+        "`DCGAN.generator` / `DCGAN.discriminator`, which verify does not call as old models"),
 }
 
 

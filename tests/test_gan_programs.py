@@ -108,6 +108,15 @@ def test_assign_ops_read_python_values_of_the_program_as_parameters():
     assert "clip_d_step(critic, c)" in text.split("def train(")[1]
 
 
+def test_assign_ops_over_a_named_list_of_hand_made_variables_iterate_that_list():
+    """wiseodd's WGAN: `clip_D = [p.assign(...) for p in theta_D]`, theta_D the var_list of
+    hand-made critic weights (fixtures/rewrite/gan_weight_clipping.*, run in the TF check)."""
+    text = (REWRITE / "gan_weight_clipping.after.py").read_text()
+    assert "def clip_D_step(theta_D, c):\n" in text and "    for p in theta_D:\n" in text
+    assert "clip_D_step(theta_D, c)" in text.split("def train_hand_made(")[1]
+    assert "TFM401" not in text
+
+
 def test_assign_ops_over_hand_made_variables_take_their_holders():
     """A var_list of hand-made tf.Variable weights (variable_models.py): the function iterates
     over the same list, its holders passed in."""
@@ -242,7 +251,7 @@ CLIP_DRIVER = textwrap.dedent("""
     import tensorflow as tf
     sys.path.insert(0, sys.argv[1])
     import gan_weight_clipping as m
-    print("RESULT", float(m.train_scoped()), float(m.train_grouped()))
+    print("RESULT", float(m.train_scoped()), float(m.train_grouped()), float(m.train_hand_made()))
     critic = m.Critic()
     critic(tf.zeros([1, 3]))
     for v in critic.trainable_variables:
@@ -251,6 +260,9 @@ CLIP_DRIVER = textwrap.dedent("""
     print("CLIPPED", max(float(tf.reduce_max(tf.abs(v))) for v in critic.trainable_variables))
     m.clip_step(critic, 0.002)
     print("CLIPPED", max(float(tf.reduce_max(tf.abs(v))) for v in critic.trainable_variables))
+    theta_D = [tf.Variable(tf.fill([3, 1], 3.0)), tf.Variable(tf.fill([1], -3.0))]  # hand-made weights
+    m.clip_D_step(theta_D, 0.01)
+    print("CLIPPED", max(float(tf.reduce_max(tf.abs(v))) for v in theta_D))
 """)
 
 
@@ -265,9 +277,9 @@ def test_migrated_clipping_runs_on_plain_tf2_and_clips(tmp_path):
                          capture_output=True, timeout=300)
     out = run.stdout.decode()
     assert run.returncode == 0, (out + run.stderr.decode())[-3000:]
-    assert re.search(r"^RESULT -?\d", out, re.M)
+    assert re.search(r"^RESULT -?\d\S* -?\d\S* -?\d", out, re.M)
     assert [float(x) for x in re.findall(r"^CLIPPED (\S+)", out, re.M)] == \
-        pytest.approx([0.01, 0.002], rel=1e-6)
+        pytest.approx([0.01, 0.002, 0.01], rel=1e-6)
 
 
 @pytest.mark.tf

@@ -22,6 +22,8 @@ REGULARIZATION_FUNCTIONS = ["train_regularization_loss", "train_collection_add_n
                             "train_regularization_list"]
 # TF 2.21's tf.summary.scalar imports tensorboard (no longer a TensorFlow dependency).
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
+# Programs naming their own tensors `gradients`/`variables` like the train step template's locals.
+CLASH_FUNCTIONS = ["train_input_gradient_penalty", "train_scaled_gradients"]
 SCHEDULE_FUNCTIONS = ["train_exponential", "train_piecewise", "train_polynomial", "train_inverse_time",
                       "train_cosine", "train_cosine_restarts", "train_momentum_piecewise",
                       "train_nesterov_fed_rate"]
@@ -83,7 +85,8 @@ def runs(tmp_path_factory):
 
     def calls(side, logdir):
         spec = {str(rewrite / f"lr_schedules.{side}.py"): [[n, []] for n in SCHEDULE_FUNCTIONS],
-                str(rewrite / f"regularization.{side}.py"): [[n, []] for n in REGULARIZATION_FUNCTIONS]}
+                str(rewrite / f"regularization.{side}.py"): [[n, []] for n in REGULARIZATION_FUNCTIONS],
+                str(rewrite / f"step_template_clashes.{side}.py"): [[n, []] for n in CLASH_FUNCTIONS]}
         if HAS_TENSORBOARD:
             spec[str(rewrite / f"summaries.{side}.py")] = [["train", [logdir]]]
         return spec
@@ -124,6 +127,20 @@ def test_regularization_losses_match_tf1(runs, name):
     np.testing.assert_allclose(new_losses[0], old_losses[0], rtol=1e-6, atol=0)
     np.testing.assert_allclose(new_losses, old_losses, rtol=1e-5, atol=0)
     np.testing.assert_allclose(new_extra, old_extra, rtol=1e-5, atol=0)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", CLASH_FUNCTIONS)
+def test_program_names_like_the_step_template_locals_keep_their_values(runs, name):
+    """`gradients`/`variables` of the program, fetched or read after the template computes its
+    own: the migrated step runs and returns the program's tensors, with TF1's losses."""
+    old, new = runs
+    old_losses, old_fetched = old[f"step_template_clashes:{name}"]
+    new_losses, new_fetched = new[f"step_template_clashes:{name}"]
+    assert len(old_losses) == len(new_losses) == 6
+    assert old_losses[-1] < old_losses[0]  # it trains
+    np.testing.assert_allclose(new_losses, old_losses, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(new_fetched, old_fetched, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.tf

@@ -280,3 +280,50 @@ def test_auto_reuse_call_site_scopes_share_one_object_and_a_repeated_scope_is_re
     result = _migrate(twice)
     assert any(f.code == "TFM401" and "builds a second model of that name" in f.message
                for f in result.findings)
+
+
+def test_step_template_locals_never_shadow_the_program_names():
+    """The program's own `gradients`/`variables` (fetched, or read by the gradient processing)
+    keep their names; the template's locals take fresh ones. The numbers are compared with TF1
+    in tests/test_training_numerics.py (one batched run)."""
+    text = (REWRITE / "step_template_clashes.after.py").read_text()
+    assert "gradients_2 = tape.gradient(loss, variables)" in text
+    assert "return loss, gradients\n" in text  # the input gradient the program fetched
+    assert "variables_2 = regression.trainable_variables" in text
+    assert "scaled = [(g / (1.0 + variables), v) for g, v in grads_and_vars]" in text
+    assert "return loss, variables\n" in text
+    source = (REWRITE / "step_template_clashes.before.py").read_text()
+    source = re.sub(r"(?<!\.)\bgradients\b", "grad_x", re.sub(r"\bvariables\b", "spread", source))
+    plain = _migrate(source).new_bytes.decode()  # without the clash: the template's usual names
+    assert "gradients = tape.gradient(loss, variables)" in plain and "_2 = tape" not in plain
+
+
+@pytest.mark.parametrize("wrap, says", [
+    # all of the graph's UPDATE_OPS: TF1's d step updated the generator's statistics too
+    ("with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):",
+     "Keras updates its batch-norm statistics, as TF1 did: the train op ran all of the graph's UPDATE_OPS"),
+    # scoped to the discriminator: the generator's statistics did not move in TF1's d step
+    ("with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS, scope='discriminator')):",
+     "which the TF1 program's scoped UPDATE_OPS did not"),
+    ("update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS, 'discriminator')\n"
+     "    with tf.control_dependencies(update_ops):",
+     "which the TF1 program's scoped UPDATE_OPS did not"),
+    # none (forgotten, TFM206): TF1 never updated them
+    ("if True:", None),
+])
+def test_gan_step_batch_norm_note_says_what_tf1_updated(wrap, says):
+    source = GAN_BY_NAMES.replace("D_FILTER", "d_vars = tf.trainable_variables('discriminator')") \
+        .replace("G_FILTER", "g_vars = tf.trainable_variables('generator')")
+    d_op = "    d_op = tf.train.AdamOptimizer(1e-3).minimize(d_loss, var_list=d_vars)\n"
+    if wrap != "if True:":
+        source = source.replace(d_op, f"    {wrap}\n    {d_op}")
+    result = migrate_source(source.encode(), "gan.py", ALL_RULES, Options(rewrite=True))
+    assert result.error is None, result.error
+    notes = [f.message for f in result.findings if f.code == "TFM403"
+             and f.message.startswith("train_d_op_step calls generator with training=True:")]
+    assert len(notes) == 1, [f.message for f in result.findings]
+    if says is None:
+        assert "which TF1 never did: the train op ran no UPDATE_OPS" in notes[0]
+        assert any(f.code == "TFM206" for f in result.findings)
+    else:
+        assert says in notes[0], notes[0]

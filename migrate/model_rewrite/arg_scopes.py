@@ -25,7 +25,8 @@ from typing import Dict, List, Optional, Set, Tuple
 import libcst as cst
 
 from migrate import bn_mapping
-from migrate.cst_utils import bound_names, name_uses, names_read, without_statements
+from migrate.cst_utils import (SubstituteNames, bound_names, name_uses, names_read,
+                               without_statements)
 from migrate.model_rewrite.analysis import dotted
 
 ARG_SCOPE = "tf_slim.arg_scope"
@@ -124,21 +125,6 @@ def _training_param(func: cst.FunctionDef, params: List[str]) -> Optional[str]:
     return found[0] if len(found) == 1 else None
 
 
-class _Substitute(cst.CSTTransformer):
-    def __init__(self, values: Dict[str, cst.BaseExpression]):
-        super().__init__()
-        self.values = values
-
-    def leave_Name(self, original, updated):
-        return self.values.get(original.value, updated)
-
-    def leave_Attribute(self, original, updated):
-        return updated.with_changes(attr=original.attr)
-
-    def leave_Arg(self, original, updated):
-        return updated.with_changes(keyword=original.keyword) if original.keyword else updated
-
-
 def _static(expr) -> bool:
     from migrate.model_rewrite.layers import literal
 
@@ -166,11 +152,11 @@ def resolve_call(asf: ArgScopeFunction, call: cst.Call, resolve) -> List[Scope]:
         bound[asf.training_param] = cst.Name(TRAINING)
     values = dict(bound)
     for name, value in asf.dicts.items():
-        values[name] = value.visit(_Substitute(bound))
+        values[name] = value.visit(SubstituteNames(bound))
     local = set(asf.params) | set(asf.dicts)
     out: List[Scope] = []
     for ops_node, keywords in asf.scopes:
-        resolved = {k: v.visit(_Substitute(values)) for k, v in keywords.items()}
+        resolved = {k: v.visit(SubstituteNames(values)) for k, v in keywords.items()}
         out.append((_ops(ops_node, resolve), resolved))
         leaked = set().union(*(names_read(v) for v in resolved.values())) & local if resolved else set()
         if leaked:

@@ -40,7 +40,13 @@ class TrainSteps(TrainStepsFindings):
     `tf.get_collection(TRAINABLE_VARIABLES, scope='gen')`) trains the models all of whose TF1
     variable names it keeps, by the names the model rewrite keeps (`weights.py`); `var_list=D.vars`
     trains model `D` when its class's `vars` property returns the model's variables (what the
-    model rewrite makes of a GAN network's scope filter).
+    model rewrite makes of a GAN network's scope filter). A step that calls a model it does not
+    train (a GAN's other network) with training=True updates that model's batch-norm statistics:
+    TFM403 says what TF1 did -- not so with UPDATE_OPS scoped to the trained network or with no
+    UPDATE_OPS run (TFM206), so too (except batch norms outside the step's loss) with all of the
+    graph's; nothing is reported where every batch norm updated in place. The step's own locals
+    (`tape`, `variables`, `gradients`) take a fresh name where the program's statements it copies
+    use that name (`gradients = tf.gradients(...)` fetched after the step computes its own).
     `with tf.variable_scope("generator"):` around a model call (pix2pix's create_model()) is
     unwrapped: the model object takes the scope as its Keras name, so its weights keep the TF1
     variable names; `reuse=True` around the same model calls that object again; `tf.name_scope`
@@ -128,6 +134,8 @@ class TrainSteps(TrainStepsFindings):
                 converter = ProgramConverter(stmt, resolve, tf_alias, model_classes, taken,
                                              module.default_indent, _default_names(module))
                 converter.preserve_bugs = bool(getattr(self.options, "preserve_bugs", False))
+                converter.forgotten_update_ops = any(f.code == "TFM206"  # TFM403's account
+                                                     for f in getattr(ctx, "findings", []))
                 converter.model_variables = dict(getattr(ctx, "model_variables", {}))
                 converter.variable_properties = _variable_properties(module, model_classes)
                 if plain is None:

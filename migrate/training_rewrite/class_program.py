@@ -34,6 +34,17 @@ training-loop rewrite already convert, run through every rule, and put back toge
   `self.<name>`), each marked section becomes its method without the Session parameter, a value
   `sess.run` returned is returned as numpy (`.numpy()`), as `sess.run` did.
 
+Methods the graph code calls with tensors (carpedm20's DCGAN: `self.G = self.generator(self.z)`,
+`self.discriminator(self.G, reuse=True)`) become network classes of their own,
+`<Name><Method>(object)` with the method as `__call__` and the configuration it reads as
+constructor parameters (`_method_networks`); the pseudo-program makes each once and calls it, so
+the model rewrite's network classes make them Keras Models and `reuse=True` is the same object
+called again. Graph ops a Session method builds before it runs anything (the optimizers and
+`minimize` of DCGAN's `train()`) are graph code of the program (`_hoisted_graph`), made in
+`__init__`, or at the start of the method when they read its parameters (`_to_methods`); its
+`tf.global_variables_initializer().run()` goes. `self.sess = sess`, a Session __init__ takes
+from the caller (`DCGAN(sess)`), is read like one the class opened (`_kept_session`).
+
 Callers are rewritten first (`rewrite_callers`): `model.train_step(sess, x, y)` loses the
 Session argument, `with tf.Session() as sess:` is unwrapped and `sess.run(initializer)` goes.
 A class that opens its own Session (`self.sess = tf.Session()` and the initializer run in
@@ -96,6 +107,10 @@ class SessionMethod:
     forwarding: bool = False  # only hands its Session on to Session methods of the class
     fetch_targets: Set[str] = field(default_factory=set)  # names bound to sess.run results
     returns_run: bool = False  # `return sess.run(...)`
+    # Graph ops it built before running anything (`d_optim = tf.train.AdamOptimizer(lr)
+    # .minimize(...)`): graph code of the program, the initializer run dropped.
+    hoisted: List[cst.BaseStatement] = field(default_factory=list)
+    initializes: bool = False  # it ran the variable initializer itself (on each call)
 
 
 @dataclass
@@ -113,6 +128,20 @@ class ClassProgram:
     docstring: Optional[cst.BaseStatement] = None
     # `def fit(self, sess, data): ... self.train_step(sess, x, y)`: the Session handed on only.
     forwarding: List[SessionMethod] = field(default_factory=list)
+    # `def generator(self, z)` called as `self.G = self.generator(self.z)`: networks of their own.
+    method_networks: List["MethodNetwork"] = field(default_factory=list)
+    # `def __init__(self, sess): self.sess = sess`: the caller's Session, (parameter, position).
+    session_init: Optional[Tuple[str, int]] = None
+
+
+@dataclass
+class MethodNetwork:
+    """A method that takes tensors and builds layers (DCGAN's `generator(self, z)`,
+    `discriminator(self, x, reuse=False)`): a network class of its own, made once. The graph
+    code calls the object (`G = generator(z)`); `reuse=True` is the same object called again."""
+    method: str  # also the pseudo program's name for its object
+    class_name: str
+    config: List[str]  # configuration attributes it reads: its constructor's parameters
 
 
 class _SelfAttributes(cst.CSTTransformer):
@@ -304,6 +333,14 @@ def analyse(cls: cst.ClassDef, resolve, module_names: Set[str] = frozenset()) ->
         else:
             config.append(stmt)
     graph, session_attr = _own_session(graph, resolve)
+    config, kept_session = _kept_session(config, init_params, members, [*config, *graph])
+    session_init = None
+    if kept_session is not None:
+        if session_attr is not None:
+            raise Unmappable("__init__ keeps two Sessions")
+        session_attr, param = kept_session
+        session_init = (param, init_params.index(param))
+        init_params = [p for p in init_params if p != param]
     config_attrs = set().union(*[_stored_attrs([s]) for s in config]) if config else set()
     graph_attrs = _stored_attrs(graph)
     if not any(resolve(c.func) in _PLACEHOLDERS for s in graph for c in _calls(s)):
@@ -316,10 +353,12 @@ def analyse(cls: cst.ClassDef, resolve, module_names: Set[str] = frozenset()) ->
     if rebound:
         raise Unmappable(f"its graph code binds a local `{rebound}` after storing `self.{rebound}` "
                          "(one name for both would change what the methods fetch)")
-    # The graph's tensors become local names.
+    networks = _method_networks(graph, methods, build_methods, config_attrs, name, module_names)
+    network_names = {n.method for n in networks}
+    # The graph's tensors become local names (and `self.generator(z)` a call of its network).
     substituted = []
     for stmt in graph:
-        stmt = stmt.visit(_SelfAttributes(graph_attrs))
+        stmt = stmt.visit(_SelfAttributes(graph_attrs | network_names))
         for attr, called in _self_reads(stmt):
             if called:
                 raise Unmappable(f"its graph code calls `self.{attr}(...)`, a method that takes "
@@ -345,15 +384,24 @@ def analyse(cls: cst.ClassDef, resolve, module_names: Set[str] = frozenset()) ->
     clashing = sorted((locals_ | graph_attrs) & set(init_params))
     if clashing:
         raise Unmappable(f"its graph code binds `{clashing[0]}`, a parameter of __init__")
+    taken_by_graph = sorted(network_names & (locals_ | graph_attrs | set(init_params) | set().union(
+        *[names_read(s) for s in graph])))
+    if taken_by_graph:
+        raise Unmappable(f"its graph code also uses the name `{taken_by_graph[0]}` of its "
+                         "layer-building method")
 
     # The other methods: Session methods, plain ones.
     session_methods: List[SessionMethod] = []
     plain: List[cst.FunctionDef] = []
     for method in members:
         mname = method.name.value
-        if mname == "__init__" or mname in build_methods:
+        if mname == "__init__" or mname in build_methods or mname in network_names:
             continue
         reads = _self_reads(method)
+        for attr, called in reads:
+            if attr in network_names:
+                raise Unmappable(f"`{mname}` calls the layer-building method `{attr}` after "
+                                 "__init__")
         for attr, called in reads:
             if called and attr in build_methods:
                 raise Unmappable(f"`{mname}` calls the build method `{attr}` after __init__")
@@ -373,9 +421,20 @@ def analyse(cls: cst.ClassDef, resolve, module_names: Set[str] = frozenset()) ->
                 raise Unmappable(f"`{mname}` calls TensorFlow after __init__")
             plain.append(method)
             continue
+        method, hoisted, initializes = _hoisted_graph(method, session, resolve)
         session_methods.append(_session_method(method, session, resolve, graph_attrs,
                                                config_attrs, methods))
         session_methods[-1].passed = passed
+        session_methods[-1].hoisted = hoisted
+        session_methods[-1].initializes = initializes
+        graph_names = bound_names(cst.Module(body=substituted)) | graph_attrs | set(init_params) \
+            | {n.method for n in networks}
+        for other in session_methods[:-1]:
+            graph_names |= bound_names(cst.Module(body=other.hoisted))
+        clash = sorted(bound_names(cst.Module(body=hoisted)) & graph_names)
+        if clash:
+            raise Unmappable(f"`{mname}` builds `{clash[0]}` before its Session runs, a name the "
+                             "graph code already uses")
     if not session_methods:
         raise Unmappable("no method runs its graph in a Session (callers run its tensors "
                          "themselves)")
@@ -397,7 +456,188 @@ def analyse(cls: cst.ClassDef, resolve, module_names: Set[str] = frozenset()) ->
             raise Unmappable(f"`{method.name.value}` calls the Session method `self.{called[0]}` "
                              "other than by handing on a Session parameter")
     return ClassProgram(name, cls, init, config, config_attrs, init_params, substituted,
-                        graph_attrs, session_methods, plain, docstring, forwarding)
+                        graph_attrs, session_methods, plain, docstring, forwarding, networks,
+                        session_init)
+
+
+def _kept_session(config, init_params: List[str], members, init_stmts
+                  ) -> Tuple[List[cst.BaseStatement], Optional[Tuple[str, str]]]:
+    """(the configuration without it, (attribute, parameter)) for `self.sess = sess`, a
+    parameter of __init__ the methods only run (`self.sess.run(...)`, a Saver's Session): the
+    caller's Session (carpedm20's DCGAN). It goes with the caller's Session."""
+    for stmt in config:
+        if not (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1 and
+                isinstance(stmt.body[0], cst.Assign) and len(stmt.body[0].targets) == 1):
+            continue
+        target, value = stmt.body[0].targets[0].target, stmt.body[0].value
+        if not (isinstance(target, cst.Attribute) and _is_name(target.value, "self") and
+                isinstance(value, cst.Name) and value.value in init_params):
+            continue
+        attr, param = target.attr.value, value.value
+        reads = [a for m in members for a, _ in _self_reads(m) if a == attr]
+        runs = [c for m in members for c in _calls(m) if dotted(c.func) == f"self.{attr}.run"
+                or isinstance(c.func, cst.Attribute) and c.func.attr.value in ("save", "restore")
+                and c.args and dotted(c.args[0].value) == f"self.{attr}"]
+        # + the store itself; the parameter read by nothing else.
+        if not runs or len(reads) != len(runs) + 1:
+            continue
+        if any(param in names_read(s) for s in init_stmts if s is not stmt):
+            continue
+        return [s for s in config if s is not stmt], (attr, param)
+    return config, None
+
+
+def _method_networks(graph, methods: Dict[str, cst.FunctionDef], build_methods: List[str],
+                     config_attrs: Set[str], cls_name, module_names) -> List[MethodNetwork]:
+    """The methods the graph code calls with tensors (`self.generator(self.z)`), as networks of
+    their own, or Unmappable. Such a method reads only configuration from `self`, which its
+    network's constructor takes: values, and the wrapper objects __init__ made
+    (`self.d_bn1 = batch_norm(name='d_bn1')`), which the model rewrite makes Keras layers the
+    network tracks as sub-layers."""
+    called: List[str] = []
+    for stmt in graph:
+        for attr, is_call in _self_reads(stmt):
+            if is_call and attr in methods and attr not in build_methods and attr != "__init__" \
+                    and attr not in called:
+                called.append(attr)
+    found: List[MethodNetwork] = []
+    class_names = {cls_name}
+    scopes: Dict[str, str] = {}
+    for mname in called:
+        method = methods[mname]
+        why = f"its graph code calls `self.{mname}(...)`, a method that"
+        if _always_reuses(method):
+            raise Unmappable(f"{why} reuses variables unconditionally (`reuse_variables()`: "
+                             "weights another method created)")
+        for scope in _scope_names(method):
+            if scope in scopes and scopes[scope] != mname:
+                raise Unmappable(f"`{scopes[scope]}` and `{mname}` build layers under the same "
+                                 f"variable scope `{scope}` (weights shared across methods)")
+            scopes[scope] = mname
+        if _stored_attrs([method]):
+            raise Unmappable(f"{why} stores `self.{sorted(_stored_attrs([method]))[0]}`")
+        if any(isinstance(c.func, cst.Attribute) and c.func.attr.value == "run"
+               for c in _calls(method)):
+            raise Unmappable(f"{why} runs a Session")
+        reads: List[str] = []
+        for attr, is_call in _self_reads(method):
+            if attr == "":
+                raise Unmappable(f"{why} passes `self` on")
+            if attr not in config_attrs:
+                kind = "calls the method" if attr in methods else "reads"
+                raise Unmappable(f"{why} {kind} `self.{attr}`, which is not configuration set "
+                                 "before the graph")
+            if attr not in reads:
+                reads.append(attr)
+        class_name = cls_name + "".join(p[:1].upper() + p[1:] for p in mname.split("_") if p)
+        while class_name in module_names or class_name in class_names:
+            class_name += "_"
+        class_names.add(class_name)
+        found.append(MethodNetwork(mname, class_name, reads))
+    return found
+
+
+def _scope_names(method: cst.FunctionDef) -> Set[str]:
+    """The literal names of the variable scopes the method opens."""
+    return {c.args[0].value.evaluated_value for c in _calls(method)
+            if dotted(c.func) and dotted(c.func).endswith("variable_scope") and c.args
+            and isinstance(c.args[0].value, cst.SimpleString)}
+
+
+def _always_reuses(method: cst.FunctionDef) -> bool:
+    """`scope.reuse_variables()` not under an `if` (the `if reuse:` form is the method's own
+    reuse, which calling the same network object again replaces)."""
+    found: List[bool] = []
+
+    class V(cst.CSTVisitor):
+        depth = 0
+
+        def visit_If(self, node):
+            self.depth += 1
+
+        def leave_If(self, node):
+            self.depth -= 1
+
+        def visit_Call(self, call):
+            if isinstance(call.func, cst.Attribute) and call.func.attr.value == "reuse_variables":
+                found.append(self.depth == 0)
+
+    method.visit(V())
+    return any(found) or any(
+        a.keyword is not None and a.keyword.value == "reuse" and
+        (_is_name(a.value, "True") or dotted(a.value) and dotted(a.value).endswith("AUTO_REUSE"))
+        for c in _calls(method) for a in c.args)
+
+
+def method_network_source(program: ClassProgram, network: MethodNetwork, indent: str) -> str:
+    """`class DCGANGenerator(object)`: __init__ stores the configuration the method read,
+    `__call__` is the method."""
+    method = next(m for m in program.node.body.body if isinstance(m, cst.FunctionDef)
+                  and m.name.value == network.method)
+    lines = [f"class {network.class_name}(object):"]
+    if network.config:
+        lines.append(f"{indent}def __init__(self{''.join(', ' + c for c in network.config)}):")
+        lines += [f"{indent * 2}self.{c} = {c}" for c in network.config]
+        lines.append("")
+    call = method.with_changes(name=cst.Name("__call__"), leading_lines=[])
+    text = cst.Module(body=[call], default_indent=indent).code
+    lines += [indent + line if line.strip() else "" for line in text.splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def _hoisted_graph(method: cst.FunctionDef, session: str, resolve
+                   ) -> Tuple[cst.FunctionDef, List[cst.BaseStatement], bool]:
+    """(the method without them, the statements at its start that only build graph ops:
+    `d_optim = tf.train.AdamOptimizer(lr).minimize(self.d_loss)`, whether it ran the
+    initializer); the initializer run (`tf.global_variables_initializer().run()`) is dropped:
+    Keras made and initialised the variables. They become graph code of the program (DCGAN's
+    `train(self, config)`)."""
+    stmts = list(method.body.body) if isinstance(method.body, cst.IndentedBlock) else []
+    start = 1 if stmts and _is_docstring(stmts[0]) else 0
+    params = {p.name.value for p in method.params.params}
+    hoisted: List[cst.BaseStatement] = []
+    index = start
+    initializes = False
+    for stmt in stmts[start:]:
+        if not isinstance(stmt, cst.SimpleStatementLine) or session in names_read(stmt) or \
+                _stored_attrs([stmt]):
+            break
+        if len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Expr) and \
+                _default_initializer_run(stmt.body[0].value, resolve):
+            index += 1
+            initializes = True
+            continue
+        # Ops it binds (`d_optim = ...minimize(...)`); a bare call (`tf.logging.info(...)`)
+        # does something on each call.
+        if not (len(stmt.body) == 1 and isinstance(stmt.body[0], cst.Assign)) or not any(
+                (resolve(c.func) or "").startswith("tensorflow.") for c in _calls(stmt)):
+            break
+        hoisted.append(stmt)
+        index += 1
+    if index == start:
+        return method, [], False
+    rest = stmts[index:]
+    bound = bound_names(cst.Module(body=hoisted))
+    local = bound_names(cst.Module(body=rest)) | \
+        {n for n in bound_names_in_order(method) if n not in bound}
+    rebound = sorted(bound & bound_names(cst.Module(body=rest)))
+    if rebound:
+        raise Unmappable(f"`{method.name.value}` builds `{rebound[0]}` before its Session runs "
+                         "and binds it again after")
+    read = set().union(*[names_read(s) for s in hoisted]) if hoisted else set()
+    late = sorted((read & local) - params - bound)
+    if late:
+        raise Unmappable(f"`{method.name.value}` builds graph ops from `{late[0]}`")
+    body = [*stmts[:start], *rest] or [cst.SimpleStatementLine([cst.Pass()])]
+    return method.with_changes(body=method.body.with_changes(body=body)), hoisted, initializes
+
+
+def _default_initializer_run(expr, resolve) -> bool:
+    """`tf.global_variables_initializer().run()` (the default Session)."""
+    return isinstance(expr, cst.Call) and not expr.args and \
+        isinstance(expr.func, cst.Attribute) and expr.func.attr.value == "run" and \
+        isinstance(expr.func.value, cst.Call) and not expr.func.value.args and \
+        resolve(expr.func.value.func) in _INITIALIZERS
 
 
 def _forwarding(method: cst.FunctionDef, known: Dict[str, SessionMethod]
@@ -455,7 +695,8 @@ def _own_session(graph, resolve) -> Tuple[List[cst.BaseStatement], Optional[str]
 
 
 def _with_session_param(method: cst.FunctionDef, attr: str) -> cst.FunctionDef:
-    """The method with `self.<attr>` read as a parameter `_tfm_own_session` (last)."""
+    """The method with `self.<attr>` read as a parameter `_tfm_own_session` (first after
+    `self`: the others may have defaults)."""
 
     class T(cst.CSTTransformer):
         def leave_Attribute(self, original, updated):
@@ -464,8 +705,11 @@ def _with_session_param(method: cst.FunctionDef, attr: str) -> cst.FunctionDef:
             return updated
 
     params = list(method.params.params)
-    params[-1] = params[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    params.append(cst.Param(cst.Name(_OWN_SESSION)))
+    params.insert(1, cst.Param(cst.Name(_OWN_SESSION),
+                               comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))))
+    if len(params) == 2:
+        params[1] = params[1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+    params[0] = params[0].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
     method = method.visit(T())
     return method.with_changes(params=method.params.with_changes(params=params))
 
@@ -694,6 +938,9 @@ def find_network(program: ClassProgram, resolve, taken: Set[str], indent: str) -
     building = [i for i, s in enumerate(graph) if _builds_layers(s, resolve)]
     if not building:
         return None  # it calls model functions of the module: the model rewrite converts them
+    if program.method_networks:
+        raise Unmappable("its __init__ builds layers itself and also calls the layer-building "
+                         f"method `{program.method_networks[0].method}`")
     start, end = building[0], building[-1] + 1
     region = graph[start:end]
     before = bound_names(cst.Module(body=graph[:start]))
@@ -792,6 +1039,9 @@ def pseudo_program(program: ClassProgram, network: Optional[Network], tf_alias: 
     body: List[str] = []
     graph = program.graph
     taken = bound_names(cst.Module(body=graph)) | program.graph_attrs | set(program.init_params)
+    for made in program.method_networks:  # made once: `reuse=True` calls the same object
+        args = ", ".join(f"self.{c}" for c in made.config)
+        body.append(f"{made.method} = {made.class_name}({args})")
     if network is not None:
         var = "network"
         while var in taken:
@@ -803,6 +1053,12 @@ def pseudo_program(program: ClassProgram, network: Optional[Network], tf_alias: 
         body += [_code(s).strip("\n") for s in _clean(graph[network.end:])]
     else:
         body += [_code(s).strip("\n") for s in _clean(graph)]
+    for method in program.methods:  # graph ops a method built before its Session ran
+        mapping = {n: _prefix(method.name, n) for n in
+                   (set(method.params) | bound_names(method.node)) if n != "self"}
+        for stmt in _clean(method.hoisted):
+            stmt = _rename(stmt, mapping).visit(_SelfAttributes(program.graph_attrs))
+            body.append(_code(stmt).strip("\n"))
     body.append(f"with {tf_alias}.Session() as {SESSION}:")
     session_body = [f"{SESSION}.run({tf_alias}.global_variables_initializer())"]
     for method in program.methods:
@@ -842,13 +1098,20 @@ class _CallerRewriter(cst.CSTTransformer):
     unwrapped, `sess.run(initializer)` goes, TF1 spellings TF2 renamed are renamed."""
 
     def __init__(self, obj_names: Set[str], methods: Dict[str, SessionMethod], sessions: Set[str],
-                 resolve, tf_alias: str):
+                 resolve, tf_alias: str, constructor=(None, None)):
         super().__init__()
         self.objs, self.methods, self.sessions = obj_names, methods, sessions
         self.resolve, self.tf = resolve, tf_alias
+        self.cls, self.session_init = constructor  # `DCGAN(sess)` loses the Session too
 
     def leave_Call(self, original, updated):
         func = original.func
+        if self.session_init is not None and _is_name(func, self.cls):
+            dropped = _session_init_arg(original, self.session_init)
+            args = [a for o, a in zip(original.args, updated.args) if o is not dropped]
+            if args:
+                args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            return updated.with_changes(args=args)
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and \
                 func.value.value in self.objs and func.attr.value in self.methods and \
                 self.methods[func.attr.value].passed:
@@ -878,6 +1141,15 @@ class _CallerRewriter(cst.CSTTransformer):
                 _initializer_run(original.body[0].value, self.resolve, self.sessions):
             return cst.RemoveFromParent()
         return updated
+
+
+def _session_init_arg(call: cst.Call, session_init: Tuple[str, int]) -> Optional[cst.Arg]:
+    """The argument of `Model(sess, ...)` that is the Session __init__ keeps."""
+    param, position = session_init
+    keyword = next((a for a in call.args if a.keyword is not None and a.keyword.value == param),
+                   None)
+    positional = [a for a in call.args if a.keyword is None]
+    return keyword or (positional[position] if position < len(positional) else None)
 
 
 def _is_session_arg(arg: cst.Arg, method: SessionMethod, args) -> bool:
@@ -936,6 +1208,14 @@ def rewrite_callers(module: cst.Module, program: ClassProgram, resolve, tf_alias
         sessions: Set[str] = set()
         calls: List[cst.Call] = []
         for call in _calls(stmt):
+            if program.session_init is not None and _is_name(call.func, name):
+                arg = _session_init_arg(call, program.session_init)
+                if arg is None or not isinstance(arg.value, cst.Name) or \
+                        any(a.star for a in call.args):
+                    raise Unmappable(f"{fname} makes its `{name}` object without a Session name")
+                sessions.add(arg.value.value)
+                calls.append(call)
+        for call in _calls(stmt):
             func = call.func
             if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and \
                     func.value.value in objs and func.attr.value in methods:
@@ -977,7 +1257,8 @@ def rewrite_callers(module: cst.Module, program: ClassProgram, resolve, tf_alias
                      and _initializer_run(s.body[0].value, resolve, sessions)]
         if session_uses != len(calls) + len(init_runs) + len(withs):
             raise Unmappable(f"{fname} uses its Session for more than the methods of `{name}`")
-        new = stmt.visit(_CallerRewriter(objs, methods, sessions, resolve, tf_alias))
+        new = stmt.visit(_CallerRewriter(objs, methods, sessions, resolve, tf_alias,
+                                         (name, program.session_init)))
         for call in _calls(new):
             api = resolve(call.func) or ""
             if api.startswith("tensorflow.") and not exists_in_tf2(api):
@@ -1087,12 +1368,15 @@ def resugar(module: cst.Module, program: ClassProgram, pseudo: str,
         current.append(stmt)
     if set(sections) != {m.name for m in program.methods}:
         raise Unmappable("the training-loop rewrite merged its methods")
+    pre = _to_methods(pre, sections, program)
     pre_module = cst.Module(body=pre)
     if any(n.startswith("_tfm_") for n in names_read(pre_module)) or SESSION in _code(func):
         raise Unmappable("its converted __init__ still uses a method's values or the Session")
     section_reads = set().union(*[names_read(cst.Module(body=s)) for s in sections.values()])
     shared = bound_names(pre_module) & section_reads
-    members = {m.name.value for m in program.node.body.body if isinstance(m, cst.FunctionDef)}
+    # A layer-building method's name is its network object's now (`self.generator`).
+    members = {m.name.value for m in program.node.body.body if isinstance(m, cst.FunctionDef)} \
+        - {made.method for made in program.method_networks}
     # The graph's own attributes are gone from the class: their names are free again.
     clash = sorted(shared & (program.config_attrs | members))
     if clash:
@@ -1108,6 +1392,10 @@ def resugar(module: cst.Module, program: ClassProgram, pseudo: str,
     init_body = [s.with_changes(leading_lines=[]) if i == 0 else s for i, s in enumerate(init_body)]
     new_init = program.init.with_changes(body=program.init.body.with_changes(
         body=init_body or [cst.SimpleStatementLine([cst.Pass()])]))
+    if program.session_init is not None:  # the caller's Session is gone
+        params = [p for p in new_init.params.params if p.name.value != program.session_init[0]]
+        params[-1] = params[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        new_init = new_init.with_changes(params=new_init.params.with_changes(params=params))
     by_name = {m.name: m for m in program.methods}
     forwarding = {m.name: m for m in program.forwarding}
     out_members = [program.docstring] if program.docstring is not None else []
@@ -1136,6 +1424,41 @@ def resugar(module: cst.Module, program: ClassProgram, pseudo: str,
     return module.with_changes(body=[*module.body[:index], new_cls, *module.body[index + 1:]])
 
 
+def _to_methods(pre: List[cst.BaseStatement], sections: Dict[str, List[cst.BaseStatement]],
+                program: ClassProgram) -> List[cst.BaseStatement]:
+    """What the converted __init__ would make from a method's parameters (the optimizer of
+    `tf.train.AdamOptimizer(lr)` built in `train(self, lr)`), and what uses it, goes to the
+    start of that method: made on each call, from that call's values."""
+    kept: List[cst.BaseStatement] = []
+    moved: Dict[str, List[cst.BaseStatement]] = {}
+    follows: Dict[str, Set[str]] = {}
+    for stmt in pre:
+        read = names_read(stmt)
+        owners = {m.name for m in program.methods
+                  if read & {_prefix(m.name, p) for p in m.params}}
+        owners |= {m for m, names in follows.items() if read & names}
+        if not owners:
+            kept.append(stmt)
+            continue
+        if len(owners) > 1:
+            raise Unmappable("its converted program builds one value from the parameters of "
+                             "two methods")
+        owner = owners.pop()
+        moved.setdefault(owner, []).append(stmt)
+        follows.setdefault(owner, set()).update(bound_names(stmt))
+    later = set().union(*[names_read(s) for s in kept]) if kept else set()
+    for owner, names in follows.items():
+        used = sorted(names & later)
+        if used:
+            raise Unmappable(f"its converted __init__ needs `{used[0]}`, which `{owner}` makes "
+                             "from its parameters")
+        for other, stmts in sections.items():
+            if other != owner and names & names_read(cst.Module(body=stmts)):
+                raise Unmappable(f"`{other}` uses what `{owner}` makes from its parameters")
+        sections[owner][:0] = _clean(moved[owner])
+    return kept
+
+
 def _network_docstring(module: cst.Module, plan: _Plan) -> cst.Module:
     """The network class says where it came from (the model rewrite's docstring names the
     pseudo network class, which never existed in the TF1 source)."""
@@ -1143,6 +1466,20 @@ def _network_docstring(module: cst.Module, plan: _Plan) -> cst.Module:
     text = (f'"""The layers of `{plan.program.name}`: migrated by tf-migrate from the TF1 graph '
             f'its __init__ built.\n\n{module.default_indent}Each layer is created once here and '
             f'called in `call`.\n{module.default_indent}"""\n')
+    return _with_docstring(module, name, text)
+
+
+def _method_network_docstring(module: cst.Module, plan: _Plan, made: MethodNetwork
+                              ) -> cst.Module:
+    text = (f'"""The layers `{plan.program.name}.{made.method}` built: migrated by tf-migrate '
+            f'from that TF1 method.\n\n{module.default_indent}Each layer is created once here '
+            f'and called in `call`; the class makes\n{module.default_indent}one object '
+            f'(`self.{made.method}`), so each call shares its weights (TF1 `reuse`).\n'
+            f'{module.default_indent}"""\n')
+    return _with_docstring(module, made.class_name, text)
+
+
+def _with_docstring(module: cst.Module, name: str, text: str) -> cst.Module:
     body = []
     for stmt in module.body:
         if isinstance(stmt, cst.ClassDef) and stmt.name.value == name and \
@@ -1283,10 +1620,13 @@ def migrate_class_programs(text: str, path: str, run: Callable[[str], Outcome], 
                 final = _unclash(cst.parse_module(new_text), plans, top)
                 generated = {s.name.value for s in final.body if isinstance(s, cst.FunctionDef)
                              and s.name.value not in top}
+                final = _plain_generated(final, plans, generated)
                 for plan in plans.values():
                     final = resugar(final, plan.program, plan.pseudo, generated)
                     if plan.network is not None:
                         final = _network_docstring(final, plan)
+                    for made in plan.program.method_networks:
+                        final = _method_network_docstring(final, plan, made)
                 final_text = final.code
                 ast.parse(final_text)
             except Unmappable as exc:
@@ -1327,6 +1667,28 @@ def _unclash(module: cst.Module, plans: Dict[str, _Plan], taken: Set[str]) -> cs
     return module.visit(Rename(mapping)) if mapping else module
 
 
+def _plain_generated(module: cst.Module, plans: Dict[str, _Plan], generated: Set[str]
+                     ) -> cst.Module:
+    """The functions the rewrite generated (`make_d_optim_optimizer(_tfm_train_lr)`, from
+    an optimizer a method built from its parameter `lr`) with the method's own names."""
+    back: Dict[str, str] = {}
+    for plan in plans.values():
+        for method in plan.program.methods:
+            for n in set(method.params) | bound_names(method.node):
+                back[_prefix(method.name, n)] = n
+    pseudo = {plan.pseudo for plan in plans.values()}
+    body = []
+    for stmt in module.body:
+        if isinstance(stmt, cst.FunctionDef) and stmt.name.value in generated - pseudo:
+            used = {n.value for n in _name_nodes(stmt)} | \
+                {p.name.value for p in stmt.params.params}
+            mapping = {old: new for old, new in back.items() if old in used and new not in used}
+            if len(set(mapping.values())) == len(mapping):
+                stmt = _rename(stmt, mapping)
+        body.append(stmt)
+    return module.with_changes(body=body)
+
+
 class _Refused(Exception):
     def __init__(self, name: str, reason: str):
         super().__init__(reason)
@@ -1345,15 +1707,24 @@ def _desugar(module: cst.Module, programs: Dict[str, ClassProgram], resolve, tf_
         pseudo, source = pseudo_program(program, network, tf_alias, indent)
         if pseudo in taken:
             raise _Refused(name, f"the module already binds `{pseudo}`")
+        made_taken = sorted({m.class_name for m in program.method_networks} & taken)
+        if made_taken:
+            raise _Refused(name, f"the module already binds `{made_taken[0]}`")
         plans[name] = _Plan(program, network, pseudo)
         body = []
         for stmt in module.body:
             if isinstance(stmt, cst.ClassDef) and stmt.name.value == name:
                 config = cst.PartialParserConfig(default_indent=indent)
                 function = cst.parse_statement(source, config=config)
+                sources = [method_network_source(program, made, indent)
+                           for made in program.method_networks]
                 if network is not None:
-                    net = cst.parse_statement(network.source, config=config)
-                    body.append(net.with_changes(leading_lines=stmt.leading_lines))
+                    sources.append(network.source)
+                for index, text in enumerate(sources):
+                    net = cst.parse_statement(text, config=config)
+                    body.append(net.with_changes(leading_lines=stmt.leading_lines if index == 0
+                                                 else [cst.EmptyLine(), cst.EmptyLine()]))
+                if sources:
                     body.append(function.with_changes(
                         leading_lines=[cst.EmptyLine(), cst.EmptyLine()]))
                 else:
@@ -1373,6 +1744,17 @@ def _failures(plans: Dict[str, _Plan], findings: Sequence[Finding]) -> Dict[str,
                        "the training-loop rewrite cannot migrate it")
             failed[name] = "its Session methods cannot become train steps: " + \
                 why.replace(f"{tag} left unchanged: ", "")
+            continue
+        for made in plan.program.method_networks:
+            net = f"`{made.class_name}`"
+            if not any(f.code == "TFM300" and f.fixed and f.message.startswith(net)
+                       for f in findings):
+                why = next((f.message for f in findings if f.code == "TFM301"
+                            and f.message.startswith(net)), "the model rewrite cannot convert it")
+                failed[name] = f"its layer-building method `{made.method}` cannot become a Keras " \
+                    "network: " + why.replace(f"{net} left unchanged: ", "")
+                break
+        if name in failed:
             continue
         if plan.network is not None:
             net = f"`{plan.network.class_name}`"
@@ -1422,10 +1804,18 @@ def _class_finding(path: str, plan: _Plan, tree: ast.Module, findings) -> Findin
     kind = next((k for k in (BEHAVIOUR_CHANGE, BOUNDED) if k in kinds), EXACT)
     net = f" its layers `{plan.network.class_name}(tf.keras.Model)`," if plan.network else ""
     methods = ", ".join(f"`{m.name}`" for m in plan.program.methods)
+    made = "".join(f" `{m.method}` a `{m.class_name}(tf.keras.Model)` made once (reuse=True: "
+                   "the same object)," for m in plan.program.method_networks)
+    initializing = [m.name for m in plan.program.methods if m.initializes]
+    again = (f"; `{initializing[0]}` ran the variable initializer on each call (TF1 started "
+             "again from new weights), the converted class keeps training the same weights"
+             if initializing else "")
+    if initializing:
+        kind = BEHAVIOUR_CHANGE
     return Finding(path, line, 1, "TFM300",
-                   f"class `{plan.program.name}` no longer builds a TF1 graph:{net} its train ops "
-                   f"GradientTape steps; {methods} run eagerly without a Session", fixed=True,
-                   rewrite_class=kind)
+                   f"class `{plan.program.name}` no longer builds a TF1 graph:{net}{made} its "
+                   f"train ops GradientTape steps; {methods} run eagerly without a Session"
+                   f"{again}", fixed=True, rewrite_class=kind)
 
 
 def _with_refusals(text: Optional[str], findings: List[Finding], refused: Dict[str, str],

@@ -41,7 +41,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Set
 
 import libcst as cst
 
-from migrate.cst_utils import (assigned_names, bound_names_in_order, names_read, target_names)
+from migrate.cst_utils import (SubstituteNames, assigned_names, bound_names_in_order, names_read,
+                               nodes_of, target_names)
 from migrate.model_rewrite.layers import Unmappable, render
 
 ONE_SHOT = "tensorflow.data.make_one_shot_iterator"
@@ -118,7 +119,7 @@ class DatasetInputs:
         self._check_iterator_uses()
 
     def _refuse_queues_and_handles(self) -> None:
-        for call in _calls_in(self.func):
+        for call in nodes_of(self.func, cst.Call):
             api = self.resolve(call.func) or ""
             if api in QUEUES:
                 raise Unmappable(f"queue-based input ({_short(api)}): queue runners and readers have "
@@ -131,7 +132,7 @@ class DatasetInputs:
         """Names bound to datasets: tf.data expressions, chains on them, and whatever an
         iterator is made of (`dataset = input_fn(...)`)."""
         receivers = set()
-        for call in _calls_in(cst.Module(body=list(stmts))):
+        for call in nodes_of(cst.Module(body=list(stmts)), cst.Call):
             source = self._maker_source(call)
             if source is not None and isinstance(source[0], cst.Name):
                 receivers.add(source[0].value)
@@ -327,7 +328,7 @@ class DatasetInputs:
         return prelude
 
     def _check_methods(self, value) -> None:
-        for node in _attributes_in(value):
+        for node in nodes_of(value, cst.Attribute):
             if node.attr.value in TF1_ONLY_METHODS:
                 raise Unmappable(f"dataset.{node.attr.value} has no TF2 counterpart")
 
@@ -385,7 +386,7 @@ class DatasetInputs:
         for stmt in statements:
             # The comments above the dataset statements move with them (to the first site).
             kept = [line for line in stmt.leading_lines if line.comment is not None] if first_site else []
-            out.append(stmt.visit(_Replace(values)).with_changes(leading_lines=kept))
+            out.append(stmt.visit(SubstituteNames(values)).with_changes(leading_lines=kept))
         out.append(cst.parse_statement(f"{iterator} = iter({render(it.dataset)})"))
         out[0] = out[0].with_changes(leading_lines=[*leading, *out[0].leading_lines])
         return out
@@ -480,7 +481,7 @@ class DatasetInputs:
     def check_converted(self, module: cst.Module) -> None:
         """No TF1 iterator attribute (`.initializer`, `.get_next`) may survive the rewrite: the
         name is a Python iterator now."""
-        for node in _attributes_in(module):
+        for node in nodes_of(module, cst.Attribute):
             if isinstance(node.value, cst.Name) and node.value.value in self.iterators:
                 raise Unmappable(f"`{node.value.value}.{node.attr.value}` is still used as a TF1 "
                                  "iterator")
@@ -530,23 +531,6 @@ def input_pipeline_block(stmt, resolve) -> bool:
     return pulls
 
 
-class _Replace(cst.CSTTransformer):
-    """Variable names -> expressions (not attribute names, not keyword names)."""
-
-    def __init__(self, mapping: Dict[str, cst.BaseExpression]):
-        super().__init__()
-        self.mapping = mapping
-
-    def leave_Name(self, original, updated):
-        return self.mapping.get(original.value, updated)
-
-    def leave_Attribute(self, original, updated):
-        return updated.with_changes(attr=original.attr)
-
-    def leave_Arg(self, original, updated):
-        return updated.with_changes(keyword=original.keyword) if original.keyword else updated
-
-
 def _catches(node, resolve) -> bool:
     """Whether an except clause's type names tf.errors.OutOfRangeError (alone or in a tuple)."""
     if isinstance(node, cst.Tuple):
@@ -575,28 +559,6 @@ def _only_names(target) -> bool:
 
 def _short(api: str) -> str:
     return api.replace("tensorflow.", "tf.", 1)
-
-
-def _calls_in(node) -> List[cst.Call]:
-    found: List[cst.Call] = []
-
-    class Calls(cst.CSTVisitor):
-        def visit_Call(self, call):
-            found.append(call)
-
-    node.visit(Calls())
-    return found
-
-
-def _attributes_in(node) -> List[cst.Attribute]:
-    found: List[cst.Attribute] = []
-
-    class Attributes(cst.CSTVisitor):
-        def visit_Attribute(self, attribute):
-            found.append(attribute)
-
-    node.visit(Attributes())
-    return found
 
 
 def _simple_lines(node) -> List[cst.SimpleStatementLine]:

@@ -31,7 +31,8 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import bound_names, bound_names_in_order, name_uses, names_read
+from migrate.cst_utils import (SubstituteNames, bound_names, bound_names_in_order, name_uses,
+                               names_read)
 from migrate.model_rewrite.layers import Unmappable
 from migrate.training_rewrite.program import _calls_in
 
@@ -323,9 +324,7 @@ def _refuse_estimator_driver(func: cst.FunctionDef, model_fns, resolve) -> None:
 def _Substituted(substitutions):
     """Names -> the call's arguments; `{'lr': lr}['lr']` (a dict literal passed as `params`,
     then subscripted) folds to `lr`."""
-    from migrate.training_rewrite.program import _Substitute
-
-    class Substituted(_Substitute):
+    class Substituted(SubstituteNames):
         def leave_Subscript(self, original, updated):
             if isinstance(updated.value, cst.Dict) and len(updated.slice) == 1 and \
                     isinstance(updated.slice[0].slice, cst.Index):

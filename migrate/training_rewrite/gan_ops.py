@@ -29,11 +29,11 @@ tensors drawn per run, and `tf.gradients` inside a loss (the gradient penalty).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import assigned_names, bound_names, names_read
+from migrate.cst_utils import assigned_names, bound_names, names_read, nodes_of
 from migrate.model_rewrite.layers import Unmappable
 
 _RENDER = cst.Module(body=[])
@@ -55,17 +55,6 @@ def _api(resolve, node) -> Optional[str]:
     if name and name.startswith("tensorflow.compat.v1."):
         name = "tensorflow." + name[len("tensorflow.compat.v1."):]
     return name
-
-
-def _calls(node) -> List[cst.Call]:
-    found: List[cst.Call] = []
-
-    class Calls(cst.CSTVisitor):
-        def visit_Call(self, call):
-            found.append(call)
-
-    node.visit(Calls())
-    return found
 
 
 _VARIABLE_MAKERS = ("tensorflow.Variable", "tensorflow.get_variable")
@@ -256,7 +245,7 @@ class AssignOps:
         pending = [node]
         while pending:
             current = pending.pop()
-            for call in _calls(current):
+            for call in nodes_of(current, cst.Call):
                 if _api(conv.resolve, call.func) in _GLOBAL_LISTS:
                     return True
                 for arg in call.args:
@@ -287,7 +276,7 @@ def _values_bound(func, name: str) -> List[cst.BaseExpression]:
 
 # -- tf.gradients -> a nested tape ----------------------------------------------------------------
 def calls_gradients(stmts, resolve) -> bool:
-    return any(_api(resolve, call.func) == GRADIENTS for stmt in stmts for call in _calls(stmt))
+    return any(_api(resolve, call.func) == GRADIENTS for stmt in stmts for call in nodes_of(stmt, cst.Call))
 
 
 def with_nested_tapes(stmts: Sequence[cst.SimpleStatementLine], resolve, tf: str, indent: str,
@@ -296,7 +285,7 @@ def with_nested_tapes(stmts: Sequence[cst.SimpleStatementLine], resolve, tf: str
     `tf.gradients(ys, xs)` becomes `inner_tape.gradient(ys, xs)` of a GradientTape that watches
     `xs` from where they are computed (or from the start, for the step's `inputs`: fed values
     by name, with their placeholder's dtype when known, "" when already a tensor)."""
-    found = [(i, call) for i, stmt in enumerate(stmts) for call in _calls(stmt)
+    found = [(i, call) for i, stmt in enumerate(stmts) for call in nodes_of(stmt, cst.Call)
              if _api(resolve, call.func) == GRADIENTS]
     if not found:
         return [line for stmt in stmts for line in _lines(stmt)]
@@ -332,7 +321,7 @@ def with_nested_tapes(stmts: Sequence[cst.SimpleStatementLine], resolve, tf: str
     taken = set()
     for stmt in stmts:
         taken |= names_read(stmt) | set(assigned_names(stmt))
-    tape = _free("inner_tape", taken)
+    tape = free_name("inner_tape", taken)
     lines = [line for stmt in stmts[:start] for line in _lines(stmt)]
     # A fed value (a numpy array in a compute_* helper) becomes a tensor the tape can watch.
     for x in watched:
@@ -345,7 +334,7 @@ def with_nested_tapes(stmts: Sequence[cst.SimpleStatementLine], resolve, tf: str
     lines += [indent + line for stmt in stmts[start:at] for line in _lines(stmt)]
     target = ys
     if not isinstance(ys, cst.Name):
-        target = cst.Name(_free("gradient_target", taken))
+        target = cst.Name(free_name("gradient_target", taken))
         lines.append(f"{indent}{target.value} = {_RENDER.code_for_node(ys)}")
     # tf.gradients returns a list also for a single x (`tf.gradients(y, x)[0]`): so does the
     # tape given a list.
@@ -357,7 +346,9 @@ def with_nested_tapes(stmts: Sequence[cst.SimpleStatementLine], resolve, tf: str
     return lines
 
 
-def _free(base: str, taken: Set[str]) -> str:
+def free_name(base: str, taken: Set[str]) -> str:
+    """`base`, or `base_2`, `base_3`... : the first not in `taken` (a generated local that must
+    not shadow a name of the program's own statements copied next to it)."""
     name, n = base, 2
     while name in taken:
         name, n = f"{base}_{n}", n + 1

@@ -24,8 +24,8 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import (assigned_names as _assigned, bound_names, bound_names_in_order,
-                               names_read as _names_in)
+from migrate.cst_utils import (SubstituteNames, assigned_names as _assigned, bound_names,
+                               bound_names_in_order, names_read as _names_in, nodes_of)
 from migrate.model_rewrite.analysis import dotted
 from migrate.model_rewrite.call_site_scopes import CallSiteScope, call_site_scope
 from migrate.tf1_calls import TF1CallFixer
@@ -37,7 +37,7 @@ from migrate.training_rewrite.datasets import DatasetInputs, input_pipeline_bloc
 from migrate.training_rewrite.variable_models import (HandMadeVarList, HandMadeVariables,
                                                        late_graph_statement)
 from migrate.training_rewrite.gan_ops import (AssignOps, augmented_graph_assignment, calls_gradients,
-                                              is_random, with_nested_tapes)
+                                              free_name, is_random, with_nested_tapes)
 from migrate.module_programs import PSEUDO_FUNCTION
 from migrate.training_rewrite.regularization import (RegularizationLosses, collected_losses,
                                                      reads_regularization)
@@ -137,6 +137,8 @@ class TrainOp:
     gradients_name: Optional[str] = None
     apply_expr: Optional[cst.BaseExpression] = None
     wired: bool = False  # the TF1 train op ran UPDATE_OPS (control_dependencies, tf.group, slim)
+    # ...only those of one scope (`get_collection(UPDATE_OPS, scope)`): one network's batch norms
+    scoped_updates: bool = False
 
 
 @dataclass
@@ -153,21 +155,6 @@ class ProgramPlan:
     external_renames: Set[Tuple[str, str]] = field(default_factory=set)
 
 
-class _Substitute(cst.CSTTransformer):
-    def __init__(self, mapping: Dict[str, cst.BaseExpression]):
-        super().__init__()
-        self.mapping = mapping
-
-    def leave_Name(self, original, updated):
-        return self.mapping.get(original.value, updated)
-
-    def leave_Attribute(self, original, updated):
-        return updated.with_changes(attr=original.attr)
-
-    def leave_Arg(self, original, updated):
-        return updated.with_changes(keyword=original.keyword) if original.keyword else updated
-
-
 class ProgramConverter:
     def __init__(self, func: cst.FunctionDef, resolve, tf_alias: str, model_classes: Set[str],
                  taken_names: Set[str], indent: str, model_names: Optional[Dict[str, str]] = None):
@@ -177,6 +164,10 @@ class ProgramConverter:
         self.model_classes = model_classes
         self.model_names = model_names or {}  # class -> its default Keras name (the TF1 scope)
         self.preserve_bugs = False
+        # Some batch norm of the file collects its updates in UPDATE_OPS and no train op runs
+        # them (the TFM206 finding; train_steps.py sets it): else every TF1 batch norm of the
+        # file updated its statistics in place (updates_collections=None), as Keras does.
+        self.forgotten_update_ops = True
         self.taken = taken_names  # shared by every program of the module: names stay unique
         self.indent = indent
         self.placeholders: Dict[str, Placeholder] = {}
@@ -186,6 +177,7 @@ class ProgramConverter:
         self.optimizers: Dict[str, KerasOptimizer] = {}
         self.train_ops: Dict[str, TrainOp] = {}
         self.update_ops_names: Set[str] = set()
+        self.scoped_update_names: Set[str] = set()  # those of one scope (_scoped_update_ops)
         self.variables: Set[str] = set()  # tf.Variable objects created by the program
         self.global_steps: Set[str] = set()  # names of the TF1 global step (optimizer.iterations)
         self.step_optimizer: Dict[str, str] = {}  # global step name -> the optimizer counting it
@@ -253,7 +245,7 @@ class ProgramConverter:
         new_body = before + session_body + after
         counted = {name: cst.parse_expression(f"{opt}.iterations")
                    for name, opt in self.step_optimizer.items()}
-        new_body = [stmt.visit(_Substitute(counted)) for stmt in new_body]
+        new_body = [stmt.visit(SubstituteNames(counted)) for stmt in new_body]
         # TF1 spellings with an exact TF2 name (tf.log, keep_dims=) are renamed in what the
         # program becomes; the others still refuse in _validate.
         new_body = rename_in_statements(new_body, self.resolve)
@@ -471,9 +463,12 @@ class ProgramConverter:
                         raise Unmappable(f"control_dependencies on the train op `{chained[0]}` "
                                          "(one train step chained after another) is not supported yet")
                     raise Unmappable("control_dependencies on something other than UPDATE_OPS")
-                out = []
+                out, before = [], set(self.train_ops)
                 for inner in stmt.body.body:
                     out.extend(self._graph_statement(inner, wired=True))
+                if self._scoped_update_ops(deps):
+                    for name in set(self.train_ops) - before:
+                        self.train_ops[name].scoped_updates = True
                 return out
             if isinstance(item, cst.Call) and self.resolve(item.func) == ARG_SCOPE \
                     and stmt.items[0].asname is None and self._scope_absorbed(stmt):
@@ -550,6 +545,8 @@ class ProgramConverter:
             return []
         if isinstance(value, cst.Call) and self._is_update_ops(value):
             self.update_ops_names.update(targets)
+            if self._scoped_update_ops(value):
+                self.scoped_update_names.update(targets)
             return []
         if api in OPTIMIZER_NAMES and len(targets) == 1:
             return self._optimizer(targets[0], api, value, stmt)
@@ -804,7 +801,7 @@ class ProgramConverter:
                                  else _RENDER.code_for_node(e.value) for e in ph.shape.elements)
                 zeros[name] = cst.parse_expression(
                     f"{self.tf}.zeros([{dims}], {ph.dtype or self.tf + '.float32'})")
-            built = call.visit(_Substitute(zeros))
+            built = call.visit(SubstituteNames(zeros))
             # Inference mode: building must not move the batch-norm statistics.
             built = built.with_changes(args=[
                 a.with_changes(value=cst.Name("False")) if a.keyword and a.keyword.value == "training" else a
@@ -881,6 +878,22 @@ class ProgramConverter:
                                                                        "tensorflow.get_collection_ref"):
             key = node.args[0].value if node.args else None
             return key is not None and (self.resolve(key) == UPDATE_OPS_KEY or literal(key) == "update_ops")
+        return False
+
+    def _scoped_update_ops(self, node) -> bool:
+        """UPDATE_OPS of one scope only (`tf.get_collection(UPDATE_OPS, scope='discriminator')`,
+        every part of a list so): TF1 ran the batch-norm updates of that network alone, not all
+        of the graph's (TFM403 tells which)."""
+        if isinstance(node, cst.StarredElement):
+            return self._scoped_update_ops(node.value)
+        if isinstance(node, cst.Name):
+            return node.value in self.scoped_update_names
+        if isinstance(node, (cst.List, cst.Tuple)):
+            return bool(node.elements) and all(self._scoped_update_ops(e.value) for e in node.elements)
+        if isinstance(node, cst.Call) and self._is_update_ops(node):
+            scope = [a.value for a in node.args[1:2] if a.keyword is None] + \
+                [a.value for a in node.args if a.keyword is not None and a.keyword.value == "scope"]
+            return bool(scope) and not (isinstance(scope[0], cst.Name) and scope[0].value == "None")
         return False
 
     def _optimizer(self, name: str, api: str, call: cst.Call, stmt) -> List[cst.BaseStatement]:
@@ -1077,7 +1090,7 @@ class ProgramConverter:
 
     def _group(self, name: str, call: cst.Call) -> List[cst.BaseStatement]:
         """`tf.group(minimize_op, *update_ops)`: the train op, with its update ops run."""
-        ops, updates = [], 0
+        ops, updates, scoped = [], 0, True
         for arg in call.args:
             if arg.keyword is not None:
                 continue
@@ -1086,13 +1099,17 @@ class ProgramConverter:
                 ops.append(self.train_ops[value.value])
             elif self._is_update_ops(value):
                 updates += 1
+                scoped = scoped and self._scoped_update_ops(value)
             else:
                 raise Unmappable("tf.group of something other than a train op and UPDATE_OPS")
         if len(ops) != 1:
             raise Unmappable("tf.group without exactly one train op")
         op = ops[0]
+        wired = op.wired or updates > 0
+        scoped = wired and scoped and (op.scoped_updates or not op.wired)
         self.train_ops[name] = TrainOp(name, op.loss, op.optimizer, op.returns_loss, op.var_prefix,
-                                       op.gradients_name, op.apply_expr, wired=op.wired or updates > 0)
+                                       op.gradients_name, op.apply_expr, wired=wired,
+                                       scoped_updates=scoped)
         return []
 
     def _create_train_op(self, name: str, call: cst.Call, stmt) -> List[cst.BaseStatement]:
@@ -1474,14 +1491,14 @@ class ProgramConverter:
         for arg in args:
             substitutions[arg] = self.hand_made.cast_feed(arg, feeds[arg])
         if len(slice_stmts) == 1 and _assigned(slice_stmts[0]) == [name]:
-            value = slice_stmts[0].body[0].value.visit(_Substitute(substitutions)).visit(
+            value = slice_stmts[0].body[0].value.visit(SubstituteNames(substitutions)).visit(
                 _LossRewriter(self)).visit(TF1CallFixer(self.resolve))
             self._note_training_mode_fetch(name, [value])
             return value
         # Several statements: a helper function computes the value.
         objects = sorted(self._objects_in(slice_stmts))
         params = objects + args
-        body = [s.visit(_Substitute({k: v for k, v in substitutions.items() if k not in args}))
+        body = [s.visit(SubstituteNames({k: v for k, v in substitutions.items() if k not in args}))
                 .visit(_LossRewriter(self)).visit(TF1CallFixer(self.resolve)) for s in slice_stmts]
         self._note_training_mode_fetch(name, body)
         read = set()
@@ -1579,8 +1596,24 @@ class ProgramConverter:
             used |= _names_in(stmt.body[0].value)
         self._check_no_free_locals(name, used, slice_stmts)
         hyper = self.optimizer_feeds.get(op.optimizer, {})
+        # The program's statements copied into the step: the loss part (in the tape) and, after
+        # compute_gradients, the processing of the gradients before apply_gradients.
+        loss_part = {id(s) for s in slice_stmts}
+        processing = [] if op.apply_expr is None else [
+            s for s in self._slice(sorted(_names_in(op.apply_expr) & self.graph_names))
+            if id(s) not in loss_part]
+        # The template's own locals (tape, variables, gradients, optimizer) must not shadow a
+        # name those statements bind or read (`gradients = tf.gradients(...)` fetched after
+        # the template bound its own `gradients` would return the wrong tensor, silently).
+        program_names = set(objects) | set(args) | set(hyper.values()) | set(results) | {op.loss}
+        for stmt in [*slice_stmts, *processing]:
+            program_names |= _names_in(stmt) | set(_assigned(stmt))
+        if op.apply_expr is not None:
+            program_names |= _names_in(op.apply_expr) | {op.gradients_name}
+        tape, variables_name, gradients_name = (free_name(base, program_names)
+                                                for base in ("tape", "variables", "gradients"))
         # The parameter keeps the program's name (`d_optimizer` pairs with make_d_optimizer).
-        opt = op.optimizer if op.optimizer not in objects + args else "optimizer"
+        opt = op.optimizer if op.optimizer not in objects + args else free_name("optimizer", program_names)
         params = objects + [opt] + args + [p for p in hyper.values() if p not in args]
         lines = [f"@{self.tf}.function", f"def {name}({', '.join(params)}):"]
         for arg in args:
@@ -1593,8 +1626,8 @@ class ProgramConverter:
         for alias in sorted(used & set(self.plain_aliases)):
             lines.append(ind + _RENDER.code_for_node(self.plain_aliases[alias]).strip())
         lines.extend(self._local_function_lines(used, ind))
-        lines.append(f"{ind}with {self.tf}.GradientTape() as tape:")
-        new_stmts = [stmt.visit(_Substitute(substitutions)).visit(_LossRewriter(self)).visit(
+        lines.append(f"{ind}with {self.tf}.GradientTape() as {tape}:")
+        new_stmts = [stmt.visit(SubstituteNames(substitutions)).visit(_LossRewriter(self)).visit(
             TF1CallFixer(self.resolve)) for stmt in slice_stmts]
         # `tf.gradients(y, [x])` in the loss (a gradient penalty): a nested tape (gan_ops.py)
         lines.extend(ind * 2 + line for line in with_nested_tapes(new_stmts, self.resolve, self.tf,
@@ -1603,31 +1636,27 @@ class ProgramConverter:
         trained = self._trained_objects(op, objects)
         if op.var_prefix is not None:  # a var_list: the step may call models it does not train
             others = [o for o in objects if o not in trained and o in self.model_objects]
-            if others:
+            # --preserve-bugs keeps never-updated statistics never updated (momentum=1.0).
+            if others and (op.wired or (self.forgotten_update_ops and not self.preserve_bugs)):
                 self.notes.append(("TFM403", f"{name} calls {', '.join(others)} with training=True: "
-                                             "Keras also updates its batch-norm statistics, which the "
-                                             "TF1 program's scoped UPDATE_OPS did not (behaviour change; "
-                                             "losses and weights are unaffected)"))
+                                             + _other_models_updates(op)))
         variables = " + ".join([f"{o}.trainable_variables" for o in trained]
                                + ([hand_made] if hand_made else []))
         if not variables:
             raise Unmappable(f"{op.name} updates no variable the rewrite can name")
-        lines.append(f"{ind}variables = {variables}")
-        lines.append(f"{ind}gradients = tape.gradient({op.loss}, variables)")
+        lines.append(f"{ind}{variables_name} = {variables}")
+        lines.append(f"{ind}{gradients_name} = {tape}.gradient({op.loss}, {variables_name})")
         for result in results:
             if result in self.schedules:  # read before apply_gradients counts the step
                 lines.append(f"{ind}{result} = {opt}.learning_rate  # the rate this step applies")
         if op.apply_expr is None:
-            lines.append(f"{ind}{opt}.apply_gradients(zip(gradients, variables))")
+            lines.append(f"{ind}{opt}.apply_gradients(zip({gradients_name}, {variables_name}))")
         else:
             # TF1's compute_gradients returned (gradient, variable) pairs; the program's own
             # processing (clipping, scaling) runs on them as before.
-            lines.append(f"{ind}{op.gradients_name} = list(zip(gradients, variables))")
-            loss_part = {id(s) for s in slice_stmts}
-            processing = [s for s in self._slice(sorted(_names_in(op.apply_expr) & self.graph_names))
-                          if id(s) not in loss_part]
+            lines.append(f"{ind}{op.gradients_name} = list(zip({gradients_name}, {variables_name}))")
             for stmt in processing:
-                new = stmt.visit(_Substitute(substitutions))
+                new = stmt.visit(SubstituteNames(substitutions))
                 text = _RENDER.code_for_node(new.with_changes(leading_lines=[])).strip()
                 lines.extend(ind + line for line in text.splitlines())
             lines.append(f"{ind}{opt}.apply_gradients({_RENDER.code_for_node(op.apply_expr)})")
@@ -1790,6 +1819,24 @@ class ProgramConverter:
                 raise Unmappable(f"{name.replace('tensorflow.', 'tf.')} has no TF2 mapping yet")
 
 
+def _other_models_updates(op: TrainOp) -> str:
+    """TFM403's account of the batch-norm statistics of the models a step calls but does not
+    train: Keras updates them at each training-mode call; what TF1 did depends on the UPDATE_OPS
+    the train op ran."""
+    if op.wired and op.scoped_updates:
+        return ("Keras also updates its batch-norm statistics, which the TF1 program's scoped "
+                "UPDATE_OPS did not (behaviour change; losses and weights are unaffected)")
+    if op.wired:
+        return ("Keras updates its batch-norm statistics, as TF1 did: the train op ran all of the "
+                "graph's UPDATE_OPS, not only the trained network's (behaviour change only where "
+                "TF1's also updated batch norms outside this step's loss, which Keras does not; "
+                "losses and weights are unaffected)")
+    # No UPDATE_OPS run, and some batch norm of the file collects its updates there (TFM206):
+    # without one, TF1's batch norms updated in place at each call, as Keras does (no note).
+    return ("Keras also updates its batch-norm statistics, which TF1 never did: the train op ran "
+            "no UPDATE_OPS (TFM206; behaviour change; losses and weights are unaffected)")
+
+
 class _LossRewriter(cst.CSTTransformer):
     """tf.losses.* (TF1) -> the TF2 expression with the same reduction."""
 
@@ -1893,14 +1940,7 @@ def _plain_value(node) -> bool:
 
 
 def _calls_in(node) -> List[cst.Call]:
-    found: List[cst.Call] = []
-
-    class Calls(cst.CSTVisitor):
-        def visit_Call(self, call):
-            found.append(call)
-
-    node.visit(Calls())
-    return found
+    return nodes_of(node, cst.Call)
 
 
 _BUILTIN_NAMES = frozenset(dir(__import__("builtins")))

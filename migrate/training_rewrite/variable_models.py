@@ -53,7 +53,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import bound_names, bound_names_in_order, names_read
+from migrate.cst_utils import bound_names, bound_names_in_order, names_read, nodes_of
 from migrate.model_rewrite.layers import Unmappable, literal, render
 from migrate.module_programs import PSEUDO_FUNCTION
 
@@ -194,7 +194,7 @@ class HandMadeVariables:
         rewrite does not follow those ops (eagerly the assignment would run at each call)."""
         reached = self.reached(names_read(node))
         if reached:
-            for call in _calls(node):
+            for call in nodes_of(node, cst.Call):
                 func = call.func
                 api = self.conv.resolve(func) or ""
                 if (isinstance(func, cst.Attribute) and func.attr.value in ASSIGN_METHODS) or \
@@ -300,7 +300,7 @@ def late_graph_statement(conv, stmt) -> bool:
     binds = bound_names_in_order(conv.func)
     if any(binds.count(name) != 1 for name in names):
         return False
-    for call in _calls(value):
+    for call in nodes_of(value, cst.Call):
         func = call.func
         if (isinstance(func, cst.Attribute) and func.attr.value in _TRAINING_METHODS + ("run", "eval")) \
                 or (conv.resolve(func) or "").startswith("tensorflow.train."):
@@ -308,14 +308,3 @@ def late_graph_statement(conv, stmt) -> bool:
     conv.graph.append(stmt)
     conv.graph_names.update(names)
     return True
-
-
-def _calls(node) -> List[cst.Call]:
-    found: List[cst.Call] = []
-
-    class Calls(cst.CSTVisitor):
-        def visit_Call(self, call):
-            found.append(call)
-
-    node.visit(Calls())
-    return found

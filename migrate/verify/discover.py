@@ -7,6 +7,10 @@ Conventions on the NEW side (what the model and training-loop rewrites emit):
   snake case (`Model` <-> `model`, `Generator` <-> `generator`, `ResNet` <-> `res_net`),
   or, for a single class, with the only one of `model`, `build_model`, `inference`,
   `network`, `net`, `forward`, `model_fn` that the old file defines;
+* a class kept from a whole-program class (training_rewrite/class_program) that makes
+  `self.<attr> = <Name>Network(...)` in `__init__` pairs that network with the old class of the
+  same name, and its train steps are the functions its methods call with its optimizer
+  (`program_class_pairs`, `program_class_steps`);
 * the spec (`--spec FILE`, TOML) overrides or supplies all of it.
 
 Spec format (every key optional)::
@@ -50,6 +54,8 @@ Spec format (every key optional)::
 import ast
 import os
 import re
+
+from migrate.verify import hand_made
 
 SINGLE_MODEL_FUNCS = ("model", "build_model", "inference", "network", "net", "forward",
                       "model_fn")
@@ -154,12 +160,96 @@ def pair_models(old_tree, new_tree):
                 break
         else:
             unpaired.append(cls)
+    for pair in program_class_pairs(old_tree, new_tree, unpaired):
+        pairs.append(pair)
+        unpaired.remove(pair["new"])
     if not pairs and len(classes) == 1:
         single = [f for f in SINGLE_MODEL_FUNCS if f in funcs]
         if len(single) == 1:
             pairs.append({"old": single[0], "new": classes[0]})
             unpaired = []
     return classes, pairs, unpaired
+
+
+def _init_attribute_calls(cls):
+    """[(attribute, called name, call)] of `self.<attribute> = <name>(...)` in `__init__`."""
+    init = next((m for m in cls.body if isinstance(m, ast.FunctionDef)
+                 and m.name == "__init__"), None)
+    found = []
+    for node in ast.walk(init) if init is not None else ():
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name):
+            target = node.targets[0]
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                    and target.value.id == "self":
+                found.append((target.attr, node.value.func.id, node.value))
+    return found
+
+
+def program_class_pairs(old_tree, new_tree, new_classes):
+    """Pairs for the network classes of whole-program classes (training_rewrite/class_program):
+    the old `class Model(object)` built its graph in `__init__`; NEW keeps the class, which makes
+    `self.<attr> = ModelNetwork(...)`. The old side constructs the class as its program does and
+    reads the network's inputs and outputs from the object's attributes (`self.x`, `self.logits`,
+    named like NEW's `call` parameters and returned names); the new side constructs NEW's class
+    the same way and takes the network from its attribute."""
+    old_classes = {n.name for n in old_tree.body if isinstance(n, ast.ClassDef)}
+    pairs = []
+    for owner in new_tree.body:
+        if not (isinstance(owner, ast.ClassDef) and owner.name in old_classes):
+            continue
+        for attr, called, _ in _init_attribute_calls(owner):
+            if called not in new_classes or any(p["new"] == called for p in pairs):
+                continue
+            network = next(n for n in new_tree.body
+                           if isinstance(n, ast.ClassDef) and n.name == called)
+            inputs, outputs = _call_signature(network)
+            if outputs is None:
+                continue
+            pairs.append({"old": owner.name, "new": called,
+                          "owner": {"class": owner.name, "attr": attr, "inputs": inputs,
+                                    "outputs": outputs}})
+    return pairs
+
+
+def _call_signature(network):
+    """(input parameter names, returned names) of a Keras class's `call` (without `self`,
+    `training` and `mask`); returned names None when `call` returns anything but names."""
+    call = next((m for m in network.body if isinstance(m, ast.FunctionDef)
+                 and m.name == "call"), None)
+    if call is None:
+        return [], None
+    params = [a.arg for a in call.args.posonlyargs + call.args.args][1:]
+    inputs = [p for p in params if p not in ("training", "mask")]
+    returns = [n.value for n in ast.walk(call) if isinstance(n, ast.Return)]
+    if len(returns) != 1 or returns[0] is None:
+        return inputs, None
+    value = returns[0]
+    elements = value.elts if isinstance(value, (ast.Tuple, ast.List)) else [value]
+    if not all(isinstance(e, ast.Name) for e in elements):
+        return inputs, None
+    return inputs, [e.id for e in elements]
+
+
+def program_class_steps(new_tree, pairs):
+    """NEW's train steps of whole-program classes, in definition order: the module-level
+    functions the class's methods call with the optimizer it made in `__init__`
+    (`self.optimizer = make_optimizer(self)`; `train_step_fn(self.network, self.optimizer, x)`)."""
+    owners = {p["owner"]["class"] for p in pairs if p.get("owner")}
+    functions = {n.name: n.lineno for n in new_tree.body
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    steps = set()
+    for cls in new_tree.body:
+        if not (isinstance(cls, ast.ClassDef) and cls.name in owners):
+            continue
+        optimizers = {"self." + attr for attr, called, _ in _init_attribute_calls(cls)
+                      if called.startswith("make") and called.endswith("optimizer")}
+        for node in ast.walk(cls):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in functions \
+                    and any(ast.unparse(a) in optimizers for a in node.args):
+                steps.add(node.func.id)
+    return sorted(steps, key=functions.get)
 
 
 def step_model_arguments(tree, classes):
@@ -174,7 +264,9 @@ def step_model_arguments(tree, classes):
     classes = set(classes)
     functions = {n.name: n for n in tree.body
                  if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    scopes = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    # a class is one scope: its methods share what `__init__` bound to `self.<name>`
+    scopes = [n for n in tree.body
+              if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     scopes.append(ast.Module(body=[n for n in tree.body if not isinstance(
         n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))], type_ignores=[]))
     found, conflicts = {}, set()
@@ -245,9 +337,9 @@ def file_pairs(old, new):
                 rel = os.path.relpath(npath, new)
                 opath = os.path.join(old, rel)
                 tree = _parse(npath)
-                if isinstance(tree, Exception) or not model_classes(tree):
+                if isinstance(tree, Exception) or not os.path.isfile(opath):
                     continue
-                if os.path.isfile(opath):
+                if model_classes(tree) or hand_made.program_scope(_parse(opath), tree):
                     out.append((os.path.abspath(opath), os.path.abspath(npath),
                                 os.path.abspath(new)))
         return out
@@ -293,7 +385,11 @@ def plan(old, new, spec=None):
             m["step_models"] = step_model_arguments(new_tree, [p["new"] for p in m["pairs"]])
         else:
             classes, found, unpaired = pair_models(old_tree, new_tree)
-            if not classes:
+            scope = None if classes else hand_made.program_scope(old_tree, new_tree)
+            if scope is not None:
+                # hand-made tf.Variable weights: no class to pair (verify.hand_made)
+                m["pairs"], m["hand_made"] = [], scope
+            elif not classes:
                 problems[mid] = ("new program defines no keras.Model subclass "
                                  "(class Model(tf.keras.Model)); nothing to verify")
             elif not found:
@@ -305,5 +401,8 @@ def plan(old, new, spec=None):
                 m["pairs"] = found
                 m["unpaired"] = unpaired
                 m["step_models"] = step_model_arguments(new_tree, [p["new"] for p in found])
+                steps = program_class_steps(new_tree, found)
+                if steps and "train_steps" not in m["new_spec"]:
+                    m["new_spec"]["train_steps"] = steps
         models.append(m)
     return models, problems

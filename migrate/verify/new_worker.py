@@ -7,6 +7,8 @@ Run as `python -m migrate.verify.new_worker JOB.json` in a process with Keras 3
 * `keras.Model` subclasses defined in the module, each paired with an old model
   function (`Model` <-> `model`, `Generator` <-> `generator`, ...), built with no
   constructor arguments (or the spec's);
+* or, for a model of hand-made `tf.Variable` weights (no class), the variables NEW's own
+  statements make before its training loop (`hand_made`), paired by creation order;
 * `make_optimizer()` / `make_<x>_optimizer()`: the optimizers exactly as NEW builds them;
 * `train_step` / `train_<x>_step` functions, paired with the old train ops in order;
   their parameters are filled by name: model parameters, optimizer parameters, data
@@ -25,7 +27,7 @@ import sys
 import time
 import traceback
 
-from migrate.verify import protocol, randomness, weightmap
+from migrate.verify import hand_made, protocol, randomness, weightmap
 from migrate.verify.protocol import VerifyError
 
 # The names the training rewrite gives train steps and optimizer factories
@@ -65,8 +67,12 @@ def _describe(exc):
     return "%s: %s%s" % (type(exc).__name__, msg, where)
 
 
-def _import_new(path, model_id):
+def _import_new(path, model_id, hand_made_scope=None):
     try:
+        if hand_made_scope is not None:  # without its training loop, its variables made
+            import tensorflow as tf
+            return hand_made.load(tf, protocol.import_program, path, "_tfm_verify_new_",
+                                  model_id, hand_made_scope)
         module = protocol.import_program(path, "_tfm_verify_new_", model_id)
     except SystemExit as exc:
         raise VerifyError("importing the new program called sys.exit(%s)" % (exc.code,))
@@ -132,7 +138,7 @@ def constructor_arguments(module, class_name, scope=None):
     return next(((a, k) for a, k in calls if "name" not in k), None)
 
 
-def _constructor_calls(module, class_name):
+def _constructor_calls(module, class_name, construct=False):
     import ast
 
     try:
@@ -147,8 +153,9 @@ def _constructor_calls(module, class_name):
                 and node.func.id == class_name):
             continue
         try:
-            args = [_evaluate(a, namespace) for a in node.args]
-            kwargs = {k.arg: _evaluate(k.value, namespace) for k in node.keywords if k.arg}
+            args = [_evaluate(a, namespace, construct) for a in node.args]
+            kwargs = {k.arg: _evaluate(k.value, namespace, construct)
+                      for k in node.keywords if k.arg}
         except Exception:
             continue  # reads a local of the program (a function argument): not usable here
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
@@ -157,14 +164,19 @@ def _constructor_calls(module, class_name):
     return found
 
 
-def _evaluate(node, namespace):
+def _evaluate(node, namespace, construct=False):
+    """The value of a constructor argument made of module-level values; with `construct`,
+    also calls of module-level classes (`Model(Config())`: a configuration object)."""
     import ast
 
     free = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
     if free - set(namespace) - {"True", "False", "None"}:
         raise NameError("not a module-level value")
-    if any(isinstance(n, (ast.Call, ast.Lambda, ast.NamedExpr)) for n in ast.walk(node)):
-        raise ValueError("computed at run time")
+    for n in ast.walk(node):
+        if isinstance(n, (ast.Lambda, ast.NamedExpr)) or isinstance(n, ast.Call) and not (
+                construct and isinstance(n.func, ast.Name)
+                and inspect.isclass(namespace.get(n.func.id))):
+            raise ValueError("computed at run time")
     return eval(compile(ast.Expression(node), "<constructor argument>", "eval"), dict(namespace))
 
 
@@ -249,8 +261,12 @@ class NewModel(object):
         several variable scopes (old_worker: `instances`) gets one model per scope, the
         second and later keyed `Class#k` (model_for)."""
         models = {}
+        self.owners = {}
         scopes = {e["new"]: e.get("instances") for e in self.old_meta["forward"]}
         for pair in self.model["pairs"]:
+            if pair.get("owner"):
+                models[pair["new"]] = self._network_of_owner(pair)
+                continue
             for k, scope in enumerate(scopes.get(pair["new"]) or [None]):
                 kwargs = self.spec.get("model_kwargs", {}).get(pair["new"]) if k == 0 else None
                 args = []
@@ -288,14 +304,38 @@ class NewModel(object):
                                          _describe(exc)))
         return models
 
-    def _with_old_arguments(self, pair, args, kwargs):
+    def _network_of_owner(self, pair):
+        """The network of a whole-program class (discover.program_class_pairs): NEW's class
+        constructed as NEW's own code does (`Model(Config())`), required arguments it cannot
+        evaluate taken from the scalars the old program passed; its network attribute."""
+        owner = pair["owner"]
+        cls = getattr(self.module, owner["class"], None)
+        if not inspect.isclass(cls):
+            raise VerifyError("new program has no class %r (which makes %s)"
+                              % (owner["class"], pair["new"]))
+        calls = _constructor_calls(self.module, owner["class"], construct=True)
+        args, kwargs = calls[0] if calls else ([], {})
+        kwargs = self._with_old_arguments(pair, args, kwargs, cls)
+        try:
+            obj = cls(*args, **kwargs)
+        except BaseException as exc:
+            raise VerifyError("cannot construct new %s(%s): %s" % (
+                owner["class"], ", ".join("%s=..." % k for k in kwargs), _describe(exc)))
+        network = getattr(obj, owner["attr"], None)
+        if not isinstance(network, self.classes[pair["new"]]):
+            raise VerifyError("new %s().%s is not a %s" % (owner["class"], owner["attr"],
+                                                           pair["new"]))
+        self.owners[pair["new"]] = obj
+        return network
+
+    def _with_old_arguments(self, pair, args, kwargs, cls=None):
         """Required constructor parameters still missing, named like an argument the old
         program passed its model function that is not a tensor: a `tf.Variable` (a step
         counter: made anew from its initial value) or a Python scalar."""
         passed = self.old_meta.get("model_args", {}).get(pair["old"], {})
         try:
-            params = list(inspect.signature(self.classes[pair["new"]].__init__).parameters
-                          .items())[1:]  # without self
+            params = list(inspect.signature((cls or self.classes[pair["new"]]).__init__)
+                          .parameters.items())[1:]  # without self
         except (TypeError, ValueError):
             return kwargs
         kwargs = dict(kwargs)
@@ -312,7 +352,13 @@ class NewModel(object):
                 kwargs[name] = arg["value"]
         return kwargs
 
+    def _hand_made(self):
+        """(namespace, [(label, variable)]) of a hand-made tf.Variable program, else None."""
+        return getattr(self.module, hand_made.NAMESPACE_ATTR, None)
+
     def _keras_vars(self, models):
+        if self._hand_made() is not None:
+            return [v for _, v in self._hand_made()[1]]
         seen, out = set(), []
         for model in models.values():
             for v in model.weights:
@@ -326,15 +372,24 @@ class NewModel(object):
         kvars = self._keras_vars(models)
         tf1 = [(v["name"], v["shape"]) for v in self.old_meta["vars"]]
         if self.mapping is None:
-            res = weightmap.map_weights(tf1, [(v.path, list(v.shape)) for v in kvars],
-                                        self.spec.get("weights"))
+            if self._hand_made() is not None:
+                paths = [label for label, _ in self._hand_made()[1]]
+                res = hand_made.map_by_order(tf1, [(p, list(v.shape))
+                                                   for p, v in zip(paths, kvars)])
+            else:
+                paths = [v.path for v in kvars]
+                res = weightmap.map_weights(tf1, [(p, list(v.shape))
+                                                  for p, v in zip(paths, kvars)],
+                                            self.spec.get("weights"))
             self.mapping = res
             self.meta["inventory"] = {
                 "tf1": len(tf1), "keras": len(kvars),
-                "mapping": {n: kvars[i].path for n, i in res["mapping"].items()},
+                "mapping": {n: paths[i] for n, i in res["mapping"].items()},
                 "how": res["how"], "unmapped_tf1": res["unmapped_tf1"],
                 "unmapped_keras": res["unmapped_keras"],
                 "shape_mismatch": res["shape_mismatch"]}
+            if self._hand_made() is not None:
+                self.meta["inventory"]["new_kind"] = "new variable"
         byname = {}
         for name, i in self.mapping["mapping"].items():
             var = kvars[i]
@@ -368,7 +423,8 @@ class NewModel(object):
         prefix = variant + "/"
         if self.meta["variants"]:
             self._load(_import_new(self.model["new"], "%s_%s%d" % (self.model["id"], variant,
-                                                                  self.loads)))
+                                                                  self.loads),
+                                   self.model.get("hand_made")))
         models = self._build()
         byname = self._transfer(models)
         init = {n: self.old["init/" + n] for n in byname}
@@ -430,7 +486,10 @@ class NewModel(object):
                 for p in inspect.signature(maker).parameters.values():
                     if p.name in kwargs or p.default is not inspect.Parameter.empty:
                         continue
-                    if p.name in constants:
+                    if p.name == "self" and len(self.owners) == 1:
+                        # `make_optimizer(self)` of a whole-program class: its object
+                        kwargs[p.name] = next(iter(self.owners.values()))
+                    elif p.name in constants:
                         kwargs[p.name] = constants[p.name]
                     else:
                         raise VerifyError(
@@ -655,6 +714,10 @@ class NewModel(object):
                                       "builds it (found: %s)"
                                       % (sname, n, ", ".join(sorted(self.makers)) or "none"))
                 argspec.append(("optimizer", maker))
+            elif self._hand_made() is not None and n in self._hand_made()[0] \
+                    and hand_made.holds_variables(self.tf, self._hand_made()[0][n]):
+                # the variables NEW's own statements made, as NEW binds them (`weights`)
+                argspec.append(("value", self._hand_made()[0][n]))
             elif n in data:
                 argspec.append(("data", data[n]))
             elif n in ("training", "is_training"):
@@ -716,7 +779,7 @@ def run_model(tf, keras, np, model, job, out_json, out_npz):
     old_json, old_npz = model["old_result"]
     old_meta = protocol.load_json(old_json)
     old = protocol.load_arrays(old_npz)
-    module = _import_new(model["new"], model["id"])
+    module = _import_new(model["new"], model["id"], model.get("hand_made"))
     nm = NewModel(tf, keras, np, module, model, job, old_meta, old)
     arrays = {}
     as_written_function = all(getattr(fn, "python_function", None) is not None or fn is None

@@ -42,6 +42,7 @@ from migrate.verify.tf1_graph import (
     model_outputs as _model_outputs,
     training_value as _training_value,
     wrap_model_function as _wrap_model_function,
+    wrap_program_class,
 )
 
 ADAM_FAMILY = ("Adam", "Nadam", "Adamax")
@@ -69,13 +70,16 @@ def run_model(tf, model, job, out_json, out_npz):
         except BaseException as exc:
             STATE.active = False
             raise VerifyError("importing the old program failed: %s" % _describe(exc))
-        functions = [p["old"] for p in model["pairs"]]
         if module is not None:
-            for fname in functions:
+            for pair in model["pairs"]:
+                fname = pair["old"]
                 if not callable(getattr(module, fname, None)):
                     raise VerifyError("old program has no function %r (paired with new "
                                       "class %r)" % (fname, _new_of(model, fname)))
-                _wrap_model_function(module, fname)
+                if pair.get("owner"):
+                    wrap_program_class(module, fname, dict(pair["owner"], network=pair["new"]))
+                else:
+                    _wrap_model_function(module, fname)
             entry = model.get("old_entry") or "main"
             fn = protocol.entry_function(module, model.get("old_entry"))
             if fn is None:

@@ -258,26 +258,28 @@ def _inventory_rows(new_meta):
     if not inv:
         return []
     rows = []
+    new = inv.get("new_kind", "Keras weight")  # "new variable": hand-made tf.Variable weights
+    side = "Keras" if new == "Keras weight" else "new"
     for name in inv.get("unmapped_tf1", []):
         rows.append({"tensor": "inventory/%s" % name, "category": "inventory",
                      "status": "FAIL", "shape": None,
-                     "note": "TF1 variable %s has no Keras counterpart" % name})
+                     "note": "TF1 variable %s has no %s counterpart" % (name, side)})
     for path in inv.get("unmapped_keras", []):
         rows.append({"tensor": "inventory/%s" % path, "category": "inventory",
                      "status": "FAIL", "shape": None,
-                     "note": "Keras weight %s has no TF1 counterpart" % path})
+                     "note": "%s %s has no TF1 counterpart" % (new, path)})
     for tf1, kp, s1, s2 in inv.get("shape_mismatch", []):
         rows.append({"tensor": "inventory/%s" % tf1, "category": "inventory",
                      "status": "FAIL", "shape": s1,
-                     "note": "TF1 %s %s vs Keras %s %s" % (tf1, s1, kp, s2)})
+                     "note": "TF1 %s %s vs %s %s %s" % (tf1, s1, side, kp, s2)})
     how = inv.get("how", {})
     counts = {}
     for h in how.values():
         counts[h] = counts.get(h, 0) + 1
     rows.insert(0, {"tensor": "inventory", "category": "inventory",
                     "status": "PASS" if not rows else "FAIL", "shape": None,
-                    "note": "%d TF1 variables, %d Keras weights, mapped: %s" % (
-                        inv.get("tf1", 0), inv.get("keras", 0),
+                    "note": "%d TF1 variables, %d %ss, mapped: %s" % (
+                        inv.get("tf1", 0), inv.get("keras", 0), new,
                         ", ".join("%d by %s" % (n, h) for h, n in sorted(counts.items()))
                         or "none")})
     return rows

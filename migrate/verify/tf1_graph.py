@@ -59,7 +59,8 @@ def install_hooks(tf):
     import re
     import sys as _sys
 
-    assignment = re.compile(r"^\s*([A-Za-z_]\w*)\s*=\s*")
+    # `images = tf.placeholder(...)`, or `self.images = ...` in a class that builds the graph
+    assignment = re.compile(r"^\s*(?:self\.)?([A-Za-z_]\w*)\s*=\s*")
     for factory_name in ("placeholder", "placeholder_with_default"):
         factory = getattr(tf, factory_name)
 
@@ -214,6 +215,43 @@ def wrap_model_function(module, fname):
 
     wrapper.__wrapped__ = fn
     setattr(module, fname, wrapper)
+
+
+def wrap_program_class(module, cname, owner):
+    """A whole-program class (its `__init__` builds placeholders, network and train op; the
+    class-program rewrite made its network a Keras class, discover.program_class_pairs): each
+    object it constructs is recorded as one call of the network, its inputs and outputs read
+    from the object's attributes named like NEW's `call` parameters and returned names
+    (`self.x`, `self.logits`), its training flag the object's boolean placeholder attribute,
+    and the constructor's scalar arguments kept (NEW's class is constructed with them)."""
+    cls = getattr(module, cname)
+    init = cls.__init__
+    sig = inspect.signature(init)
+
+    def read(obj, name):
+        if not hasattr(obj, name):
+            raise VerifyError("old %s object has no attribute %r (the input or output %r of "
+                              "new %s.call)" % (cname, name, name, owner.get("network", "")))
+        return getattr(obj, name)
+
+    def wrapper(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        try:
+            bound = sig.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            scalars = [(n, v) for n, v in list(bound.arguments.items())[1:]
+                       if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+        except TypeError:
+            scalars = []
+        inputs = [(name, read(self, name)) for name in owner["inputs"]]
+        flags = [(n, v) for n, v in sorted(vars(self).items()) if is_tensor(v) and is_flag(v)
+                 and v.op.type in ("Placeholder", "PlaceholderWithDefault")]
+        out = [read(self, name) for name in owner["outputs"]]
+        STATE.calls.setdefault(cname, []).append({"args": scalars + inputs + flags[:1],
+                                                  "out": out})
+
+    wrapper.__wrapped__ = init
+    cls.__init__ = wrapper
 
 
 def _wrap_network_class(module, cname):
