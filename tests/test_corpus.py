@@ -98,12 +98,7 @@ UNVERIFIABLE_UNNAMED = ("verify exits 3: unnamed placeholders (`Placeholder`, `P
                         "pair with train-step parameters; verify should pair them by the Python "
                         "variable the program assigns them to")
 
-XFAIL = {
-    ("verify", "dcgan_class_methods.py"): (
-        "verify exits 3: `cannot pair new class(es) DCGANGenerator, DCGANDiscriminator with an "
-        "old model function (old functions: main)`: the networks were the TF1 methods "
-        "`DCGAN.generator` / `DCGAN.discriminator`, which verify does not call as old models"),
-}
+XFAIL = {}
 
 
 def params(check, programs=PROGRAMS):

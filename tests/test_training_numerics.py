@@ -4,7 +4,8 @@ migration under Keras 3, each in its own real subprocess, compared step by step.
 Fixtures: fixtures/rewrite/lr_schedules.{before,after}.py (learning-rate decay schedules: TF1 reads
 the global step before minimize(global_step=) increments it, a Keras schedule reads
 optimizer.iterations before apply_gradients increments it; an off-by-one step would show in the
-rates and in the losses). The models use ones-initialised weights, so both sides start from the
+rates and in the losses); fixtures/rewrite/loss_expressions.* (train ops minimizing an expression
+of graph values, `minimize(-D_loss)`: a wrong sign or dropped term would move the losses). The models use ones-initialised weights, so both sides start from the
 same point without a weight transfer.
 """
 
@@ -24,6 +25,9 @@ REGULARIZATION_FUNCTIONS = ["train_regularization_loss", "train_collection_add_n
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
 # Programs naming their own tensors `gradients`/`variables` like the train step template's locals.
 CLASH_FUNCTIONS = ["train_input_gradient_penalty", "train_scaled_gradients"]
+# Train ops minimizing an expression of graph values (`minimize(-D_loss)`, `d_loss + 0.1 * g_loss`).
+LOSS_EXPRESSION_FUNCTIONS = ["train_negated_hand_made", "train_sum_of_losses", "train_scaled_alone",
+                             "train_negated_gradients"]
 SCHEDULE_FUNCTIONS = ["train_exponential", "train_piecewise", "train_polynomial", "train_inverse_time",
                       "train_cosine", "train_cosine_restarts", "train_momentum_piecewise",
                       "train_nesterov_fed_rate"]
@@ -86,7 +90,8 @@ def runs(tmp_path_factory):
     def calls(side, logdir):
         spec = {str(rewrite / f"lr_schedules.{side}.py"): [[n, []] for n in SCHEDULE_FUNCTIONS],
                 str(rewrite / f"regularization.{side}.py"): [[n, []] for n in REGULARIZATION_FUNCTIONS],
-                str(rewrite / f"step_template_clashes.{side}.py"): [[n, []] for n in CLASH_FUNCTIONS]}
+                str(rewrite / f"step_template_clashes.{side}.py"): [[n, []] for n in CLASH_FUNCTIONS],
+                str(rewrite / f"loss_expressions.{side}.py"): [[n, []] for n in LOSS_EXPRESSION_FUNCTIONS]}
         if HAS_TENSORBOARD:
             spec[str(rewrite / f"summaries.{side}.py")] = [["train", [logdir]]]
         return spec
@@ -125,6 +130,20 @@ def test_regularization_losses_match_tf1(runs, name):
     # Step 0: same weights, so the loss values themselves (regularization term included) agree to
     # float32 rounding; later steps drift by rounding only (Adam: 2.2e-6 relative after 6 steps).
     np.testing.assert_allclose(new_losses[0], old_losses[0], rtol=1e-6, atol=0)
+    np.testing.assert_allclose(new_losses, old_losses, rtol=1e-5, atol=0)
+    np.testing.assert_allclose(new_extra, old_extra, rtol=1e-5, atol=0)
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", LOSS_EXPRESSION_FUNCTIONS)
+def test_minimized_loss_expressions_match_tf1(runs, name):
+    """The expression is differentiated inside the step's tape: a wrong sign or a dropped term
+    would send the training elsewhere, so the fetched losses would part from TF1's."""
+    old, new = runs
+    old_losses, old_extra = old[f"loss_expressions:{name}"]
+    new_losses, new_extra = new[f"loss_expressions:{name}"]
+    assert len(old_losses) == len(new_losses) == 5
+    assert len(set(np.round(old_losses, 6))) > 1, "training must move the loss"
     np.testing.assert_allclose(new_losses, old_losses, rtol=1e-5, atol=0)
     np.testing.assert_allclose(new_extra, old_extra, rtol=1e-5, atol=0)
 

@@ -40,7 +40,10 @@ class TrainSteps(TrainStepsFindings):
     `tf.get_collection(TRAINABLE_VARIABLES, scope='gen')`) trains the models all of whose TF1
     variable names it keeps, by the names the model rewrite keeps (`weights.py`); `var_list=D.vars`
     trains model `D` when its class's `vars` property returns the model's variables (what the
-    model rewrite makes of a GAN network's scope filter). A step that calls a model it does not
+    model rewrite makes of a GAN network's scope filter). A train op minimizing an expression of
+    graph values (WGAN's `minimize(-D_loss)`, `minimize(d_loss + g_loss)`, `compute_gradients(
+    loss * 0.5)`) computes it inside the step's tape as `<op>_objective`; the step returns the loss
+    the program fetched. A step that calls a model it does not
     train (a GAN's other network) with training=True updates that model's batch-norm statistics:
     TFM403 says what TF1 did -- not so with UPDATE_OPS scoped to the trained network or with no
     UPDATE_OPS run (TFM206), so too (except batch norms outside the step's loss) with all of the

@@ -995,9 +995,7 @@ class ProgramConverter:
             raise Unmappable("minimize on an optimizer the rewrite does not know")
         args = [a for a in call.args]
         var_prefix = None
-        loss = args[0].value if args else None
-        if not isinstance(loss, cst.Name) or loss.value not in self.graph_names:
-            raise Unmappable("minimize of an expression, not a loss computed in the program")
+        loss = cst.Name(self._minimized_loss(name, args[0].value if args else None, "minimize"))
         for index, arg in enumerate(args[1:], start=1):
             # minimize(loss, global_step, var_list, ...) positionally, as TF1 allowed.
             key = arg.keyword.value if arg.keyword else {1: "global_step", 2: "var_list"}.get(index)
@@ -1011,6 +1009,35 @@ class ProgramConverter:
                 raise Unmappable(f"minimize argument {key or 'positional'} is not supported yet")
         self.train_ops[name] = TrainOp(name, loss.value, opt_name, var_prefix=var_prefix, wired=wired)
         return prelude
+
+    def _minimized_loss(self, op_name: str, node, api: str) -> str:
+        """The graph name of the loss a train op minimizes. A named graph loss is itself; an
+        expression of graph values (WGAN's `minimize(-D_loss)`, `minimize(d_loss + g_loss)`,
+        `compute_gradients(tf.reduce_mean(loss))`) becomes a new graph statement
+        `<op>_objective = <expression>`, so the train step computes it inside its tape like any loss."""
+        if isinstance(node, cst.Name) and node.value in self.graph_names:
+            return node.value
+        if node is None:
+            raise Unmappable(f"{api} without a loss")
+        used = _names_in(node)
+        graph = set(self.placeholders) | self.graph_names | self.model_objects | self.variables
+        tf1_values = (set(self.schedules) | self.global_steps | set(self.train_ops)
+                      | set(self.optimizers) | set(self.summaries.ops))
+        program_locals = bound_names(self.func) | {p.name.value for p in self.func.params.params}
+        if not used & self.graph_names:
+            raise Unmappable(f"{api} of an expression that reads no loss computed in the program")
+        if used & tf1_values:
+            raise Unmappable(f"{api} of an expression that reads `{sorted(used & tf1_values)[0]}`, "
+                             "a TF1 value (train op, optimizer, step, schedule), not a graph value")
+        plain = (used - graph) & program_locals
+        if plain:
+            raise Unmappable(f"{api} of an expression that reads `{sorted(plain)[0]}`, a Python "
+                             "value of the program, with graph values")
+        stem = re.sub(r"train_?op|train_?step|minimize_?op|_?op$|_?solver$", "", op_name).strip("_")
+        name = self._fresh(f"{stem}_objective" if stem else "objective")
+        self.graph.append(cst.SimpleStatementLine([cst.Assign([cst.AssignTarget(cst.Name(name))], node)]))
+        self.graph_names.add(name)
+        return name
 
     def _var_list(self, node) -> Optional["VarFilter | ObjectVariables"]:
         """What a var_list argument selects: a filtered list named earlier, or model objects'
@@ -1047,9 +1074,9 @@ class ProgramConverter:
         optimizer = call.func.value
         if not (isinstance(optimizer, cst.Name) and optimizer.value in self.optimizers):
             raise Unmappable("compute_gradients on an optimizer the rewrite does not know")
-        loss = call.args[0].value if call.args else None
-        if not isinstance(loss, cst.Name) or loss.value not in self.graph_names:
-            raise Unmappable("compute_gradients of an expression, not a loss computed in the program")
+        # The gradients' name (`grads_and_vars`) says nothing of the loss: a plain `objective`.
+        loss = cst.Name(self._minimized_loss("", call.args[0].value if call.args else None,
+                                             "compute_gradients"))
         var_prefix = None
         for arg in call.args[1:]:
             key = arg.keyword.value if arg.keyword else "var_list"

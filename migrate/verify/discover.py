@@ -10,7 +10,9 @@ Conventions on the NEW side (what the model and training-loop rewrites emit):
 * a class kept from a whole-program class (training_rewrite/class_program) that makes
   `self.<attr> = <Name>Network(...)` in `__init__` pairs that network with the old class of the
   same name, and its train steps are the functions its methods call with its optimizer
-  (`program_class_pairs`, `program_class_steps`);
+  (`program_class_pairs`, `program_class_steps`); `self.<attr> = <Name>(...)` where the old
+  class had a method `<attr>` building that network from tensors (DCGAN's `self.generator(z)`)
+  pairs with the method (`Class.attr`), each of its calls one network call;
 * the spec (`--spec FILE`, TOML) overrides or supplies all of it.
 
 Spec format (every key optional)::
@@ -193,16 +195,25 @@ def program_class_pairs(old_tree, new_tree, new_classes):
     reads the network's inputs and outputs from the object's attributes (`self.x`, `self.logits`,
     named like NEW's `call` parameters and returned names); the new side constructs NEW's class
     the same way and takes the network from its attribute."""
-    old_classes = {n.name for n in old_tree.body if isinstance(n, ast.ClassDef)}
+    old_classes = {n.name: n for n in old_tree.body if isinstance(n, ast.ClassDef)}
     pairs = []
     for owner in new_tree.body:
         if not (isinstance(owner, ast.ClassDef) and owner.name in old_classes):
             continue
+        old_methods = {m.name for m in old_classes[owner.name].body
+                       if isinstance(m, ast.FunctionDef)}
         for attr, called, _ in _init_attribute_calls(owner):
             if called not in new_classes or any(p["new"] == called for p in pairs):
                 continue
             network = next(n for n in new_tree.body
                            if isinstance(n, ast.ClassDef) and n.name == called)
+            if attr in old_methods and attr != "__init__":
+                # `self.generator = DCGANGenerator(...)` where the old class had a method
+                # `generator(self, z)` building that network from tensors: each call of the
+                # old method is one call of the network (tf1_graph.wrap_program_method)
+                pairs.append({"old": "%s.%s" % (owner.name, attr), "new": called,
+                              "owner": {"class": owner.name, "attr": attr, "method": attr}})
+                continue
             inputs, outputs = _call_signature(network)
             if outputs is None:
                 continue

@@ -40,7 +40,7 @@ def install(real_init):
 
     def init(self, *args, **kwargs):
         if (PROBE.enabled and tf1_graph.STATE.block_sessions and PROBE.session is None
-                and _has_scalar_placeholder(_graph_of(args, kwargs))):
+                and _needs_running(_graph_of(args, kwargs))):
             real_init(self, *args, **kwargs)
             tf1_graph.STATE.graph = self.graph
             PROBE.session = self
@@ -82,6 +82,13 @@ def _graph_of(args, kwargs):
     import tensorflow.compat.v1 as tf
     graph = kwargs.get("graph") or (args[1] if len(args) > 1 else None)
     return graph if graph is not None else tf.get_default_graph()
+
+
+def _needs_running(graph):
+    """A Session made before any op (`with tf.Session() as sess: model = DCGAN(sess)`): the
+    program builds its graph after it, so it is let run until its first fed or training run;
+    likewise a graph with a numeric scalar placeholder (it may need a run-time value)."""
+    return not graph.get_operations() or _has_scalar_placeholder(graph)
 
 
 def _has_scalar_placeholder(graph):

@@ -313,14 +313,17 @@ class NewModel(object):
         if not inspect.isclass(cls):
             raise VerifyError("new program has no class %r (which makes %s)"
                               % (owner["class"], pair["new"]))
-        calls = _constructor_calls(self.module, owner["class"], construct=True)
-        args, kwargs = calls[0] if calls else ([], {})
-        kwargs = self._with_old_arguments(pair, args, kwargs, cls)
-        try:
-            obj = cls(*args, **kwargs)
-        except BaseException as exc:
-            raise VerifyError("cannot construct new %s(%s): %s" % (
-                owner["class"], ", ".join("%s=..." % k for k in kwargs), _describe(exc)))
+        # one object for all its networks (a GAN class's generator and discriminator)
+        obj = next((o for o in self.owners.values() if type(o) is cls), None)
+        if obj is None:
+            calls = _constructor_calls(self.module, owner["class"], construct=True)
+            args, kwargs = calls[0] if calls else ([], {})
+            kwargs = self._with_old_arguments(pair, args, kwargs, cls)
+            try:
+                obj = cls(*args, **kwargs)
+            except BaseException as exc:
+                raise VerifyError("cannot construct new %s(%s): %s" % (
+                    owner["class"], ", ".join("%s=..." % k for k in kwargs), _describe(exc)))
         network = getattr(obj, owner["attr"], None)
         if not isinstance(network, self.classes[pair["new"]]):
             raise VerifyError("new %s().%s is not a %s" % (owner["class"], owner["attr"],
@@ -486,7 +489,7 @@ class NewModel(object):
                 for p in inspect.signature(maker).parameters.values():
                     if p.name in kwargs or p.default is not inspect.Parameter.empty:
                         continue
-                    if p.name == "self" and len(self.owners) == 1:
+                    if p.name == "self" and len({id(o) for o in self.owners.values()}) == 1:
                         # `make_optimizer(self)` of a whole-program class: its object
                         kwargs[p.name] = next(iter(self.owners.values()))
                     elif p.name in constants:

@@ -43,6 +43,7 @@ from migrate.verify.tf1_graph import (
     training_value as _training_value,
     wrap_model_function as _wrap_model_function,
     wrap_program_class,
+    wrap_program_method,
 )
 
 ADAM_FAMILY = ("Adam", "Nadam", "Adamax")
@@ -73,6 +74,9 @@ def run_model(tf, model, job, out_json, out_npz):
         if module is not None:
             for pair in model["pairs"]:
                 fname = pair["old"]
+                if pair.get("owner", {}).get("method"):
+                    wrap_program_method(module, fname, pair["owner"])
+                    continue
                 if not callable(getattr(module, fname, None)):
                     raise VerifyError("old program has no function %r (paired with new "
                                       "class %r)" % (fname, _new_of(model, fname)))
@@ -382,6 +386,9 @@ def _drive(tf, np, graph, model, job, meta, arrays, steps, batch, spec_inputs):
                 m["_infer_feed"] = (inputs, outs, flag)
             restore_all()
         meta["forward"] = [{k: v for k, v in e.items()} for e in fwd]
+        for name, value in STATE.optimizer_scalars.items():
+            if value is not None:  # a fed scalar placeholder (below) wins
+                meta.setdefault("constants", {}).setdefault(name, value)
 
         # data for every train op and step
         feeds = []

@@ -34,6 +34,10 @@ class State(object):
         # placeholder op name -> the Python variable the program assigned it to
         # (`images = tf.placeholder(tf.float32)` pairs with a train-step parameter `images`).
         self.placeholder_vars = {}
+        # Python int/float locals of the program's function that built an optimizer
+        # (`def train(self, lr=0.0002, beta1=0.5)`): NEW's optimizer factory takes them
+        # as parameters of the same names (`make_d_optim_optimizer(beta1, lr)`)
+        self.optimizer_scalars = {}
 
 
 STATE = State()
@@ -108,6 +112,7 @@ def install_hooks(tf):
         result = orig_compute(self, loss, *args, **kwargs)
         if STATE.active:
             STATE.last_loss[id(self)] = loss
+            _record_program_scalars(_sys._getframe(1))
         return result
 
     def apply_gradients(self, grads_and_vars, *args, **kwargs):
@@ -160,6 +165,19 @@ def disable_dropout(tf):
     nn_ops.dropout = nn_dropout
     nn_ops.dropout_v2 = nn_dropout
     keras_dropout.Dropout.call = layer_call
+
+
+def _record_program_scalars(frame):
+    """The int/float locals of the first frame outside TensorFlow (the program's function
+    that called `minimize`); a name seen with two values is dropped."""
+    while frame is not None and "tensorflow" in frame.f_code.co_filename.replace("\\", "/"):
+        frame = frame.f_back
+    if frame is None:
+        return
+    for name, value in frame.f_locals.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if STATE.optimizer_scalars.setdefault(name, value) != value:
+                STATE.optimizer_scalars[name] = None
 
 
 def import_program(path, model_id):
@@ -252,6 +270,32 @@ def wrap_program_class(module, cname, owner):
 
     wrapper.__wrapped__ = init
     cls.__init__ = wrapper
+
+
+def wrap_program_method(module, key, owner):
+    """A method of a whole-program class that builds a network from tensors
+    (`self.generator(z)`, `self.discriminator(x, reuse=True)`; NEW made it a Keras class held
+    in the attribute of the same name, discover.program_class_pairs): each call is recorded
+    like a model function's, without self, under `key` (`Class.method`)."""
+    cls = getattr(module, owner["class"], None)
+    fn = getattr(cls, owner["method"], None) if inspect.isclass(cls) else None
+    if not callable(fn):
+        raise VerifyError("old program has no method %s.%s" % (owner["class"], owner["method"]))
+    sig = inspect.signature(fn)
+
+    def wrapper(self, *args, **kwargs):
+        out = fn(self, *args, **kwargs)
+        try:
+            bound = sig.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = list(bound.arguments.items())[1:]
+        except TypeError:
+            arguments = [("arg%d" % i, a) for i, a in enumerate(args)]
+        STATE.calls.setdefault(key, []).append({"args": arguments, "out": out})
+        return out
+
+    wrapper.__wrapped__ = fn
+    setattr(cls, owner["method"], wrapper)
 
 
 def _wrap_network_class(module, cname):

@@ -3,8 +3,9 @@ methods) migrated by the class-program rewrite verifies: the old side constructs
 its program does and reads the network's inputs/outputs from the object (`self.inputs`,
 `self.logits`), the new side constructs NEW's class and uses its `network` attribute, its
 optimizer factory `make_optimizer(self)` and the train step its methods call. One rewrite
-(`apply`) and one verify run over two pairs: the migration and a copy with a changed Adam
-epsilon."""
+(`apply`) and one verify run over three pairs: the migration, a copy with a changed Adam
+epsilon, and a class whose networks were its methods (DCGAN: `self.generator = Generator(...)`
+pairs with the old method `generator`, each call of it one network call)."""
 import os
 import shutil
 import subprocess
@@ -24,6 +25,9 @@ def run(tmp_path_factory):
     os.makedirs(old_dir)
     for name in ("classifier", "classifier_eps"):
         shutil.copy(fixture("class_program", "old.py"), os.path.join(old_dir, name + ".py"))
+    # networks made from methods of the old class (carpedm20 DCGAN: `self.generator(z)`,
+    # `self.discriminator(x, reuse=True)`), its Session made before the graph
+    shutil.copy(os.path.join(ROOT, "fixtures", "corpus", "dcgan_class_methods.py"), old_dir)
     subprocess.run([sys.executable, "-m", "migrate", "apply", old_dir, "--out", new_dir, "-q"],
                    cwd=ROOT, check=True, capture_output=True, timeout=300)
     bug = os.path.join(new_dir, "classifier_eps.py")
@@ -61,3 +65,24 @@ def test_changed_epsilon_in_make_optimizer_is_caught(run):
     assert any(t.startswith("weight/") for t in failed), failed
     # the forward pass at the transferred initial weights is the same
     assert "forward.infer/ClassifierNetwork:0" not in failed
+
+
+def test_networks_made_from_methods_of_the_old_class(run):
+    """`self.generator = DCGANGenerator(...)` / `self.discriminator = DCGANDiscriminator(...)`
+    pair with the old methods `DCGAN.generator` / `DCGAN.discriminator` (the discriminator
+    called twice, on real and fake data); both networks come from one new DCGAN object, the
+    optimizer factories get `lr`/`beta1` from the old `train()` that built the optimizers."""
+    m = run.models["dcgan_class_methods"]
+    # the known divergences of batch norm in a GAN (fused-bn-bessel, bn-update-order)
+    assert m["status"] == "known-divergence", run
+    assert not tensor_rows(m, "FAIL"), run
+    passed = {t["tensor"] for t in tensor_rows(m, "PASS")}
+    inventory = [t for t in m["tensors"] if t["tensor"] == "inventory"][0]
+    assert "18 TF1 variables, 18 Keras weights" in str(inventory), inventory
+    for name in ("forward.train/DCGANGenerator:0", "forward.infer/DCGANDiscriminator:1",
+                 "loss/train_d_optim_step", "loss/train_g_optim_step",
+                 "weight/generator/g_h1_lin/kernel", "weight/discriminator/d_h2_lin/kernel",
+                 "moving/generator/g_bn0/moving_mean"):
+        assert name in passed, (name, sorted(passed))
+    assert any(t.startswith("gradient/train_d_optim_step/discriminator/") for t in passed)
+    assert any(t.startswith("gradient/train_g_optim_step/generator/") for t in passed)
