@@ -53,15 +53,15 @@ def bound_names_in_order(node) -> List[str]:
 
 
 class _Reads(cst.CSTVisitor):
-    """Calls `on_read(name)` for each variable name read: not attribute names, not
-    keyword-argument names."""
+    """Calls `on_read(name)` for each variable name read (a `cst.Name`): not attribute names,
+    not keyword-argument names."""
 
     def __init__(self, on_read):
         super().__init__()
         self.on_read = on_read
 
     def visit_Name(self, name):
-        self.on_read(name.value)
+        self.on_read(name)
 
     def visit_Attribute(self, attribute):
         attribute.value.visit(self)
@@ -75,14 +75,39 @@ class _Reads(cst.CSTVisitor):
 def names_read(node) -> Set[str]:
     """Variable names a node reads: not attribute names, not keyword-argument names."""
     names: Set[str] = set()
-    node.visit(_Reads(names.add))
+    node.visit(_Reads(lambda name: names.add(name.value)))
     return names
+
+
+def name_reads(node) -> List[cst.Name]:
+    """The `cst.Name` nodes of the variable names `node` reads (as `names_read` sees reads)."""
+    found: List[cst.Name] = []
+    node.visit(_Reads(found.append))
+    return found
+
+
+def contains_return(stmt) -> bool:
+    """Whether `stmt` holds a `return` of its own function (not of a nested def or lambda)."""
+    found = []
+
+    class Returns(cst.CSTVisitor):
+        def visit_FunctionDef(self, node):
+            return False
+
+        def visit_Lambda(self, node):
+            return False
+
+        def visit_Return(self, node):
+            found.append(node)
+
+    stmt.visit(Returns())
+    return bool(found)
 
 
 def name_uses(node, names: Set[str]) -> int:
     """How many times `node` reads one of `names` (as `names_read` sees reads)."""
     found: List[str] = []
-    node.visit(_Reads(lambda name: found.append(name) if name in names else None))
+    node.visit(_Reads(lambda name: found.append(name) if name.value in names else None))
     return len(found)
 
 

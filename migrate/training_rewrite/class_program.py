@@ -68,7 +68,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import bound_names, bound_names_in_order, names_read, target_names
+from migrate.cst_utils import (bound_names, bound_names_in_order, contains_return, name_reads,
+                               names_read, target_names)
 from migrate.findings import BEHAVIOUR_CHANGE, BOUNDED, EXACT, Finding
 from migrate.model_rewrite.analysis import _is_docstring, dotted
 from migrate.model_rewrite.layers import LAYER_APIS, LAYER_CLASS_APIS, Unmappable
@@ -299,7 +300,7 @@ def analyse(cls: cst.ClassDef, resolve, module_names: Set[str] = frozenset()) ->
             if called is not None:
                 out.extend(inline(called))
                 continue
-            if _has_return(stmt):
+            if contains_return(stmt):
                 raise Unmappable(f"the build method `{method_name}` returns a value")
             out.append(stmt.visit(inliner))
         return out
@@ -328,7 +329,7 @@ def analyse(cls: cst.ClassDef, resolve, module_names: Set[str] = frozenset()) ->
         elif _is_graph_code(stmt, resolve, methods) or _reads_attrs(stmt, _stored_attrs(graph)) \
                 or names_read(stmt) & bound_names(cst.Module(body=graph)):
             graph.append(stmt.visit(inliner))  # builds graph, or reads what the graph built
-        elif _has_return(stmt):
+        elif contains_return(stmt):
             raise Unmappable("__init__ returns")
         else:
             config.append(stmt)
@@ -646,7 +647,7 @@ def _forwarding(method: cst.FunctionDef, known: Dict[str, SessionMethod]
     class (`self.train_step(sess, x, y)`), or None."""
     params = [p.name.value for p in method.params.params[1:]]
     for param in params:
-        uses = [n for n in _name_nodes(method) if n.value == param]
+        uses = [n for n in name_reads(method) if n.value == param]
         handed = 0
         for call in _calls(method):
             if isinstance(call.func, cst.Attribute) and _is_name(call.func.value, "self") and \
@@ -769,7 +770,7 @@ def _session_method(method, session, resolve, graph_attrs, config_attrs, methods
         if p.default is not None and p.name.value == session:
             raise Unmappable(f"`{name}`'s Session parameter has a default")
     # The Session: only `sess.run(...)`.
-    uses = [n for n in _name_nodes(method) if n.value == session]
+    uses = [n for n in name_reads(method) if n.value == session]
     runs = [c for c in _calls(method) if isinstance(c.func, cst.Attribute)
             and _is_name(c.func.value, session) and c.func.attr.value == "run"
             or _saver_use(c) == session]
@@ -793,7 +794,7 @@ def _session_method(method, session, resolve, graph_attrs, config_attrs, methods
     if stored:
         raise Unmappable(f"`{name}` stores `self.{sorted(stored)[0]}`")
     for index, stmt in enumerate(body):
-        if _has_return(stmt) and not (index == len(body) - 1 and _is_return(stmt)):
+        if contains_return(stmt) and not (index == len(body) - 1 and _is_return(stmt)):
             raise Unmappable(f"`{name}` returns before its end")
     result = SessionMethod(name, method, session, params.index(session),
                            [p for p in params if p != session])
@@ -815,42 +816,6 @@ def _session_method(method, session, resolve, graph_attrs, config_attrs, methods
 def _is_run(call: cst.Call, session: str) -> bool:
     return isinstance(call.func, cst.Attribute) and _is_name(call.func.value, session) and \
         call.func.attr.value == "run"
-
-
-def _name_nodes(node) -> List[cst.Name]:
-    found: List[cst.Name] = []
-
-    class V(cst.CSTVisitor):
-        def visit_Name(self, name):
-            found.append(name)
-
-        def visit_Attribute(self, attribute):
-            attribute.value.visit(self)
-            return False
-
-        def visit_Arg(self, arg):
-            arg.value.visit(self)
-            return False
-
-    node.visit(V())
-    return found
-
-
-def _has_return(stmt) -> bool:
-    found = []
-
-    class V(cst.CSTVisitor):
-        def visit_FunctionDef(self, node):
-            return False
-
-        def visit_Lambda(self, node):
-            return False
-
-        def visit_Return(self, node):
-            found.append(node)
-
-    stmt.visit(V())
-    return bool(found)
 
 
 def _is_return(stmt) -> bool:
@@ -988,7 +953,7 @@ def _ordered_reads(stmts) -> List[str]:
     seen: List[str] = []
     for stmt in stmts:
         read = names_read(stmt)
-        for node in _name_nodes(stmt):
+        for node in name_reads(stmt):
             if node.value in read and node.value not in seen:
                 seen.append(node.value)
     return seen
@@ -1184,7 +1149,7 @@ def rewrite_callers(module: cst.Module, program: ClassProgram, resolve, tf_alias
     readable = program.config_attrs | {m.name.value for m in program.plain_methods}
     body = []
     for stmt in module.body:
-        if stmt is program.node or not any(n.value == name for n in _name_nodes(stmt)):
+        if stmt is program.node or not any(n.value == name for n in name_reads(stmt)):
             body.append(stmt)
             continue
         if isinstance(stmt, cst.FunctionDef):
@@ -1202,7 +1167,7 @@ def rewrite_callers(module: cst.Module, program: ClassProgram, resolve, tf_alias
                 if len(targets) != 1 or not isinstance(targets[0].target, cst.Name):
                     raise Unmappable(f"{fname} stores its `{name}` object other than in a name")
                 objs.add(targets[0].target.value)
-        class_uses = [n for n in _name_nodes(stmt) if n.value == name]
+        class_uses = [n for n in name_reads(stmt) if n.value == name]
         if len(class_uses) != len(objs) or not objs:
             raise Unmappable(f"{fname} uses the class `{name}` other than to make an object")
         sessions: Set[str] = set()
@@ -1251,7 +1216,7 @@ def rewrite_callers(module: cst.Module, program: ClassProgram, resolve, tf_alias
             session_args = w.items[0].item.args
             if any(a.keyword is None or a.keyword.value != "config" for a in session_args):
                 raise Unmappable(f"{fname} opens its Session with a target or graph")
-        session_uses = len([n for n in _name_nodes(stmt) if n.value in sessions])
+        session_uses = len([n for n in name_reads(stmt) if n.value in sessions])
         init_runs = [s for s in _statements(stmt) if isinstance(s, cst.SimpleStatementLine)
                      and len(s.body) == 1 and isinstance(s.body[0], cst.Expr)
                      and _initializer_run(s.body[0].value, resolve, sessions)]
@@ -1680,7 +1645,7 @@ def _plain_generated(module: cst.Module, plans: Dict[str, _Plan], generated: Set
     body = []
     for stmt in module.body:
         if isinstance(stmt, cst.FunctionDef) and stmt.name.value in generated - pseudo:
-            used = {n.value for n in _name_nodes(stmt)} | \
+            used = {n.value for n in name_reads(stmt)} | \
                 {p.name.value for p in stmt.params.params}
             mapping = {old: new for old, new in back.items() if old in used and new not in used}
             if len(set(mapping.values())) == len(mapping):

@@ -31,8 +31,8 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import libcst as cst
 
-from migrate.cst_utils import (SubstituteNames, bound_names, bound_names_in_order, name_uses,
-                               names_read)
+from migrate.cst_utils import (SubstituteNames, bound_names, bound_names_in_order,
+                               contains_return, name_uses, names_read)
 from migrate.model_rewrite.layers import Unmappable
 from migrate.training_rewrite.program import _calls_in
 
@@ -117,7 +117,7 @@ def take_apart(func: cst.FunctionDef, resolve) -> ModelFn:
     docstring = body[:1] if body and _is_docstring(body[0]) else []
     body = body[len(docstring):]
     split = next((i for i, stmt in enumerate(body)
-                  if _returns(stmt) or (labels is not None and labels in names_read(stmt))), len(body))
+                  if contains_return(stmt) or (labels is not None and labels in names_read(stmt))), len(body))
     network, head = body[:split], body[split:]
     if not network:
         raise Unmappable("the model_fn builds nothing before its first mode branch")
@@ -381,7 +381,7 @@ def _specialise(stmts: Sequence[cst.BaseStatement], fn: ModelFn, mode: str, reso
         if isinstance(stmt, cst.If):
             decided = _decide(stmt.test, fn, mode, resolve)
             if decided is None:
-                if _returns(stmt):
+                if contains_return(stmt):
                     raise Unmappable("a return under a branch on something other than the mode")
                 out.append(stmt)
                 continue
@@ -396,7 +396,7 @@ def _specialise(stmts: Sequence[cst.BaseStatement], fn: ModelFn, mode: str, reso
             if not (isinstance(value, cst.Call) and resolve(value.func) == ESTIMATOR_SPEC):
                 raise Unmappable("the model_fn returns something other than an EstimatorSpec")
             return out, _spec_fields(value)
-        if _returns(stmt):
+        if contains_return(stmt):
             raise Unmappable("an EstimatorSpec returned inside a loop or with block")
         if fn.mode in names_read(stmt):
             raise Unmappable("the model_fn reads the mode outside a branch on it")
@@ -496,23 +496,6 @@ def _training_test(node, mode: str, resolve) -> Optional[bool]:
     if isinstance(operator, (cst.NotEqual, cst.IsNot)):
         return False
     return None
-
-
-def _returns(stmt) -> bool:
-    found = []
-
-    class Returns(cst.CSTVisitor):
-        def visit_FunctionDef(self, node):
-            return False
-
-        def visit_Lambda(self, node):
-            return False
-
-        def visit_Return(self, node):
-            found.append(node)
-
-    stmt.visit(Returns())
-    return bool(found)
 
 
 def _reads(stmts) -> Set[str]:

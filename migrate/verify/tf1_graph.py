@@ -217,22 +217,7 @@ def is_tensor(value):
 def wrap_model_function(module, fname):
     if inspect.isclass(getattr(module, fname)):
         return _wrap_network_class(module, fname)
-    fn = getattr(module, fname)
-    sig = inspect.signature(fn)
-
-    def wrapper(*args, **kwargs):
-        out = fn(*args, **kwargs)
-        try:
-            bound = sig.bind(*args, **kwargs)
-            bound.apply_defaults()
-            arguments = list(bound.arguments.items())
-        except TypeError:
-            arguments = [("arg%d" % i, a) for i, a in enumerate(args)]
-        STATE.calls.setdefault(fname, []).append({"args": arguments, "out": out})
-        return out
-
-    wrapper.__wrapped__ = fn
-    setattr(module, fname, wrapper)
+    setattr(module, fname, _recording(getattr(module, fname), fname, method=False))
 
 
 def wrap_program_class(module, cname, owner):
@@ -281,43 +266,35 @@ def wrap_program_method(module, key, owner):
     fn = getattr(cls, owner["method"], None) if inspect.isclass(cls) else None
     if not callable(fn):
         raise VerifyError("old program has no method %s.%s" % (owner["class"], owner["method"]))
-    sig = inspect.signature(fn)
+    setattr(cls, owner["method"], _recording(fn, key, method=True))
 
-    def wrapper(self, *args, **kwargs):
-        out = fn(self, *args, **kwargs)
+
+def _recording(fn, key, method):
+    """`fn` wrapped so that each call is recorded under `key` like a model function's call:
+    its arguments (without self for a `method`), bound to their names, and its output."""
+    sig = inspect.signature(fn)
+    skip = 1 if method else 0
+
+    def wrapper(*args, **kwargs):
+        out = fn(*args, **kwargs)
         try:
-            bound = sig.bind(self, *args, **kwargs)
+            bound = sig.bind(*args, **kwargs)
             bound.apply_defaults()
-            arguments = list(bound.arguments.items())[1:]
+            arguments = list(bound.arguments.items())[skip:]
         except TypeError:
-            arguments = [("arg%d" % i, a) for i, a in enumerate(args)]
+            arguments = [("arg%d" % i, a) for i, a in enumerate(args[skip:])]
         STATE.calls.setdefault(key, []).append({"args": arguments, "out": out})
         return out
 
     wrapper.__wrapped__ = fn
-    setattr(cls, owner["method"], wrapper)
+    return wrapper
 
 
 def _wrap_network_class(module, cname):
     """A TF1 network class (`__call__` builds the network; the model rewrite made it a Keras
     Model of the same name): its calls are recorded like a model function's, without self."""
     cls = getattr(module, cname)
-    fn = cls.__call__
-    sig = inspect.signature(fn)
-
-    def wrapper(self, *args, **kwargs):
-        out = fn(self, *args, **kwargs)
-        try:
-            bound = sig.bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            arguments = list(bound.arguments.items())[1:]
-        except TypeError:
-            arguments = [("arg%d" % i, a) for i, a in enumerate(args)]
-        STATE.calls.setdefault(cname, []).append({"args": arguments, "out": out})
-        return out
-
-    wrapper.__wrapped__ = fn
-    cls.__call__ = wrapper
+    cls.__call__ = _recording(cls.__call__, cname, method=True)
 
 
 def _assigned_names(filename, lineno):
